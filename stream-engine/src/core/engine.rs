@@ -1,0 +1,498 @@
+//! The windowing state machine of one partition.
+//!
+//! Events go in with their offset; window results and late events come out in an [`Output`].
+//! Time comes in only through event timestamps and [`PartitionEngine::tick`]; nothing here
+//! reads a clock or touches I/O.
+//!
+//! State is a short list of *groups*, one per open window start, ascending; each group is a
+//! hash table of the products with events in that minute. A typical partition has two or three
+//! groups (the current minute and the ones still inside the out-of-orderness), so finding an
+//! event's group is a scan of a few integers from the newest end, and firing a minute is
+//! popping the front group.
+
+use hashbrown::HashTable;
+
+use super::checkpoint::{Checkpoint, CheckpointError, EngineStats};
+use super::config::{ConfigError, Counting, EngineConfig};
+use super::decode::Event;
+use super::exact::ExactSet;
+use super::hash::hash_bytes;
+use super::hll::Hll;
+use super::result::{LateEvent, Output, WindowResult};
+use super::time::{MINUTE_MS, window_start};
+
+/// One partition's windows, watermark and progress.
+#[derive(Debug)]
+pub struct PartitionEngine {
+    out_of_orderness_ms: i64,
+    allowed_lateness_ms: i64,
+    idle_timeout_ms: Option<i64>,
+    counting: Counting,
+
+    /// Open windows by start, ascending. Fired groups (kept for the allowed lateness) come first.
+    groups: Vec<Group>,
+    /// The smallest watermark at which some group fires or expires; `i64::MAX` when none.
+    next_change_ms: i64,
+
+    max_event_ms: Option<i64>,
+    watermark_ms: Option<i64>,
+    /// Highest offset processed, over every life of this partition.
+    highest_offset: Option<u64>,
+    /// Last offset handed to this instance; offsets at or below it are duplicates.
+    last_seen: Option<u64>,
+    /// After a restore: the checkpoint, kept while offsets up to its highest are replayed.
+    rebuilding: Option<Checkpoint>,
+
+    idle: IdleClock,
+    stats: EngineStats,
+}
+
+#[derive(Debug)]
+struct Group {
+    start_ms: i64,
+    /// Emitted at least once; later events re-fire it (only within the allowed lateness).
+    fired: bool,
+    /// Offset of the first event in the group: offsets are increasing, so the smallest.
+    first_offset: u64,
+    windows: HashTable<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    product_hash: u64,
+    product_id: Box<str>,
+    users: Users,
+    events: u64,
+}
+
+#[derive(Debug)]
+enum Users {
+    Exact(ExactSet),
+    Approximate(Hll),
+}
+
+#[derive(Debug, Default)]
+struct IdleClock {
+    /// Processing time of the first tick after the latest event, and the watermark then.
+    last_activity: Option<(i64, Option<i64>)>,
+    events_since_tick: bool,
+}
+
+impl PartitionEngine {
+    /// A partition that has seen nothing.
+    pub fn new(config: &EngineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let ms = |d: std::time::Duration| d.as_millis() as i64; // bounded by validate()
+        Ok(PartitionEngine {
+            out_of_orderness_ms: ms(config.out_of_orderness),
+            allowed_lateness_ms: ms(config.allowed_lateness),
+            idle_timeout_ms: config.idle_timeout.map(ms),
+            counting: config.counting,
+            groups: Vec::new(),
+            next_change_ms: i64::MAX,
+            max_event_ms: None,
+            watermark_ms: None,
+            highest_offset: None,
+            last_seen: None,
+            rebuilding: None,
+            idle: IdleClock::default(),
+            stats: EngineStats::default(),
+        })
+    }
+
+    /// A partition resuming from `checkpoint`. Feed it the input from
+    /// `checkpoint.resume_offset` on: offsets up to `checkpoint.highest_offset` rebuild the
+    /// open windows without emitting or counting anything (their results were emitted before
+    /// the checkpoint was taken, and closed windows are never re-fired), and processing is
+    /// normal from the next offset. The results then equal those of an uninterrupted run.
+    pub fn restore(config: &EngineConfig, checkpoint: &Checkpoint) -> Result<Self, RestoreError> {
+        checkpoint.validate()?;
+        let mut engine = PartitionEngine::new(config)?;
+        engine.max_event_ms = checkpoint.max_event_time_ms;
+        engine.watermark_ms = checkpoint.watermark_ms;
+        engine.highest_offset = checkpoint.highest_offset;
+        engine.stats = checkpoint.stats;
+        if checkpoint.highest_offset.is_some() {
+            engine.rebuilding = Some(checkpoint.clone());
+        }
+        Ok(engine)
+    }
+
+    /// Processes the event at `offset`. Offsets must increase from call to call (as in a
+    /// Kafka partition); an offset at or below the last one is a duplicate and is ignored.
+    #[inline]
+    pub fn process(&mut self, offset: u64, event: &Event<'_>, out: &mut Output) {
+        match self.admit(offset) {
+            Admission::Duplicate => {}
+            Admission::Rebuild => self.rebuild(offset, event),
+            Admission::New => self.process_new(offset, event, out),
+        }
+    }
+
+    /// Records that the input at `offset` was not an event (it could not be decoded), so that
+    /// the checkpoint moves past it. Returns `true` when the offset is seen for the first time
+    /// (not a duplicate, not a replay): only then should the caller count or dead-letter it.
+    pub fn skip(&mut self, offset: u64) -> bool {
+        match self.admit(offset) {
+            Admission::New => {
+                self.highest_offset = Some(offset);
+                true
+            }
+            Admission::Duplicate | Admission::Rebuild => false,
+        }
+    }
+
+    /// Passes processing time (any monotonic clock, in milliseconds). When the partition has
+    /// had no events for the idle timeout, its watermark advances with processing time from
+    /// where it stood at the last event, so that its windows close even when input stops.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Output) {
+        let Some(timeout) = self.idle_timeout_ms else {
+            return;
+        };
+        let idle = &mut self.idle;
+        match idle.last_activity {
+            Some((since, base)) if !idle.events_since_tick => {
+                let idle_for = now_ms.saturating_sub(since);
+                if idle_for >= timeout
+                    && let Some(base) = base
+                {
+                    self.advance_watermark(base.saturating_add(idle_for), out);
+                }
+            }
+            _ => {
+                idle.last_activity = Some((now_ms, self.watermark_ms));
+                idle.events_since_tick = false;
+            }
+        }
+    }
+
+    /// End of a bounded input: fires every window still open.
+    pub fn flush(&mut self, out: &mut Output) {
+        for group in std::mem::take(&mut self.groups) {
+            if !group.fired {
+                self.emit_all(group, out);
+            }
+        }
+        self.next_change_ms = i64::MAX;
+    }
+
+    /// Where to resume after a crash, and what has been reached. Taken after the results in
+    /// every [`Output`] so far have been stored, it is a consistent resume point.
+    pub fn checkpoint(&self) -> Checkpoint {
+        if let Some(restored) = &self.rebuilding {
+            // Not yet back to where the checkpoint was: resuming from here is resuming there.
+            return restored.clone();
+        }
+        let next = self.highest_offset.map_or(0, |h| h + 1);
+        let resume_offset = self
+            .groups
+            .iter()
+            .map(|g| g.first_offset)
+            .min()
+            .unwrap_or(next);
+        Checkpoint {
+            version: Checkpoint::VERSION,
+            resume_offset,
+            highest_offset: self.highest_offset,
+            max_event_time_ms: self.max_event_ms,
+            watermark_ms: self.watermark_ms,
+            stats: self.stats,
+        }
+    }
+
+    pub fn watermark_ms(&self) -> Option<i64> {
+        self.watermark_ms
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+
+    /// Windows currently in state (open, or fired and kept for the allowed lateness).
+    pub fn open_windows(&self) -> usize {
+        self.groups.iter().map(|g| g.windows.len()).sum()
+    }
+
+    /// Heap bytes held by the window state (tables, ids, user sets and sketches).
+    pub fn state_bytes(&self) -> usize {
+        self.groups.capacity() * std::mem::size_of::<Group>()
+            + self
+                .groups
+                .iter()
+                .map(|g| {
+                    g.windows.allocation_size()
+                        + g.windows
+                            .iter()
+                            .map(|w| w.product_id.len() + w.users.heap_bytes())
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    #[inline]
+    fn admit(&mut self, offset: u64) -> Admission {
+        if self.last_seen.is_some_and(|last| offset <= last) {
+            return Admission::Duplicate;
+        }
+        self.last_seen = Some(offset);
+        if let Some(restored) = &self.rebuilding {
+            if restored.highest_offset.is_some_and(|h| offset <= h) {
+                return Admission::Rebuild;
+            }
+            self.rebuilding = None;
+        }
+        Admission::New
+    }
+
+    /// A replayed event below the checkpoint: aggregated if its window is still in state,
+    /// otherwise already accounted for (fired, or counted late) and passed over.
+    fn rebuild(&mut self, offset: u64, event: &Event<'_>) {
+        let start = window_start(event.timestamp_ms);
+        if self.is_closed(start) {
+            return;
+        }
+        self.aggregate(offset, start, event);
+        if self.rebuilding.as_ref().and_then(|c| c.highest_offset) == Some(offset) {
+            self.rebuilding = None;
+        }
+    }
+
+    #[inline]
+    fn process_new(&mut self, offset: u64, event: &Event<'_>, out: &mut Output) {
+        self.highest_offset = Some(offset);
+        self.idle.events_since_tick = true;
+        let ts = event.timestamp_ms;
+        let start = window_start(ts);
+        if self.is_closed(start) {
+            self.stats.late += 1;
+            out.late.push(LateEvent {
+                offset,
+                product_id: event.product_id.as_ref().into(),
+                user_id: event.user_id.as_ref().into(),
+                event_type: event.event_type.as_ref().into(),
+                timestamp_ms: ts,
+                watermark_ms: self.watermark_ms.unwrap_or(i64::MIN),
+            });
+            return;
+        }
+        self.stats.events += 1;
+        let (group, product_hash) = self.aggregate(offset, start, event);
+        let group = &self.groups[group];
+        if group.fired {
+            // Within the allowed lateness: the window's corrected count replaces the old one.
+            let product = event.product_id.as_bytes();
+            if let Some(w) = group
+                .windows
+                .find(product_hash, |w| w.product_hash == product_hash && w.product_id.as_bytes() == product)
+            {
+                out.results.push(w.result(start));
+                self.stats.results += 1;
+                self.stats.refires += 1;
+            }
+        }
+        if self.max_event_ms.is_none_or(|max| ts > max) {
+            self.max_event_ms = Some(ts);
+            self.advance_watermark(ts.saturating_sub(self.out_of_orderness_ms), out);
+        }
+    }
+
+    /// Whether the window starting at `start` has fired and its state is gone.
+    #[inline]
+    fn is_closed(&self, start: i64) -> bool {
+        self.watermark_ms
+            .is_some_and(|wm| start + MINUTE_MS + self.allowed_lateness_ms <= wm)
+    }
+
+    /// Adds the event to its (product, window); returns the group's index and the product hash.
+    #[inline]
+    fn aggregate(&mut self, offset: u64, start: i64, event: &Event<'_>) -> (usize, u64) {
+        let group = self.group_index(start, offset);
+        let product = event.product_id.as_bytes();
+        let product_hash = hash_bytes(product);
+        let user = event.user_id.as_bytes();
+        let user_hash = hash_bytes(user);
+        let counting = self.counting;
+        let windows = &mut self.groups[group].windows;
+        let window = match windows.find_mut(product_hash, |w| {
+            w.product_hash == product_hash && w.product_id.as_bytes() == product
+        }) {
+            Some(w) => w,
+            None => windows
+                .insert_unique(
+                    product_hash,
+                    Window {
+                        product_hash,
+                        product_id: event.product_id.as_ref().into(),
+                        users: Users::new(counting),
+                        events: 0,
+                    },
+                    |w| w.product_hash,
+                )
+                .into_mut(),
+        };
+        window.events += 1;
+        window.users.insert(user, user_hash);
+        (group, product_hash)
+    }
+
+    /// The index of the group for `start`, created if missing.
+    #[inline]
+    fn group_index(&mut self, start: i64, offset: u64) -> usize {
+        let mut at = self.groups.len();
+        while at > 0 {
+            let s = self.groups[at - 1].start_ms;
+            if s == start {
+                return at - 1;
+            }
+            if s < start {
+                break;
+            }
+            at -= 1;
+        }
+        // A window whose end the watermark already passed (possible within the allowed
+        // lateness) counts as fired: its first event emits a result at once.
+        let fired = self.watermark_ms.is_some_and(|wm| start + MINUTE_MS <= wm);
+        self.groups.insert(
+            at,
+            Group {
+                start_ms: start,
+                fired,
+                first_offset: offset,
+                windows: HashTable::new(),
+            },
+        );
+        self.recompute_next_change();
+        at
+    }
+
+    fn advance_watermark(&mut self, candidate: i64, out: &mut Output) {
+        if self.watermark_ms.is_some_and(|wm| candidate <= wm) {
+            return;
+        }
+        self.watermark_ms = Some(candidate);
+        if candidate < self.next_change_ms {
+            return;
+        }
+        let wm = candidate;
+        let mut at = 0;
+        while at < self.groups.len() && self.groups[at].start_ms + MINUTE_MS <= wm {
+            let expired = self.groups[at].start_ms + MINUTE_MS + self.allowed_lateness_ms <= wm;
+            if expired {
+                let group = self.groups.remove(at);
+                if !group.fired {
+                    self.emit_all(group, out);
+                }
+                continue;
+            }
+            let group = &mut self.groups[at];
+            if !group.fired {
+                group.fired = true;
+                let start = group.start_ms;
+                for w in group.windows.iter() {
+                    out.results.push(w.result(start));
+                }
+                self.stats.results += group.windows.len() as u64;
+            }
+            at += 1;
+        }
+        self.recompute_next_change();
+    }
+
+    /// Emits every window of a group leaving the state, moving the ids out.
+    fn emit_all(&mut self, group: Group, out: &mut Output) {
+        self.stats.results += group.windows.len() as u64;
+        let start = group.start_ms;
+        out.results.extend(group.windows.into_iter().map(|w| {
+            let (unique_users, approximate) = w.users.count();
+            WindowResult {
+                product_id: w.product_id,
+                window_start_ms: start,
+                unique_users,
+                events: w.events,
+                approximate,
+            }
+        }));
+    }
+
+    fn recompute_next_change(&mut self) {
+        self.next_change_ms = self
+            .groups
+            .iter()
+            .map(|g| {
+                let end = g.start_ms + MINUTE_MS;
+                if g.fired { end + self.allowed_lateness_ms } else { end }
+            })
+            .min()
+            .unwrap_or(i64::MAX);
+    }
+}
+
+enum Admission {
+    New,
+    Rebuild,
+    Duplicate,
+}
+
+/// Why a checkpoint could not be restored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+impl Window {
+    fn result(&self, start: i64) -> WindowResult {
+        let (unique_users, approximate) = self.users.count();
+        WindowResult {
+            product_id: self.product_id.clone(),
+            window_start_ms: start,
+            unique_users,
+            events: self.events,
+            approximate,
+        }
+    }
+}
+
+impl Users {
+    fn new(counting: Counting) -> Self {
+        match counting {
+            Counting::Exact => Users::Exact(ExactSet::new()),
+            Counting::Approximate => Users::Approximate(Hll::new()),
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, user: &[u8], hash: u64) {
+        match self {
+            Users::Exact(set) => {
+                if set.insert(user, hash).is_err() {
+                    // Four gigabytes of ids in one window: keep counting, approximately.
+                    let mut hll = Hll::new();
+                    for member in set.iter() {
+                        hll.insert_hash(hash_bytes(member));
+                    }
+                    hll.insert_hash(hash);
+                    *self = Users::Approximate(hll);
+                }
+            }
+            Users::Approximate(hll) => hll.insert_hash(hash),
+        }
+    }
+
+    /// The count, and whether it is an estimate.
+    fn count(&self) -> (u64, bool) {
+        match self {
+            Users::Exact(set) => (set.len() as u64, false),
+            Users::Approximate(hll) => (hll.estimate(), true),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Users::Exact(set) => set.heap_bytes(),
+            Users::Approximate(hll) => hll.heap_bytes(),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The windowing engine: event-time one-minute tumbling windows of unique users per product,
+//! with watermarks, late-event handling and checkpoints for exact recovery by replay.
+//!
+//! - [`core`]: the pure state machine (no I/O, no clock), re-exported at the crate root.
+//! - [`sample`]: a deterministic generator of realistic activity streams for demos, tests
+//!   and benchmarks.
+
+pub mod core;
+pub mod sample;
+
+pub use crate::core::*;

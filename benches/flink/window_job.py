@@ -128,9 +128,13 @@ def main():
 
     t_job = time.time()
     result = tenv.execute_sql(query)
+    t_submit = time.time() - t_job
     rows = []
+    t_first = None
     with result.collect() as it:
         for r in it:
+            if t_first is None:
+                t_first = time.time() - t_job
             rows.append((r[1], r[0], r[2], r[3], r[4]))
     t_job = time.time() - t_job
     net_runtime_s = None
@@ -156,6 +160,8 @@ def main():
         "windows_written": len(rows),
         "job_s": round(t_job, 3),                      # submit -> last result (incl. mini-cluster start, planning)
         "flink_net_runtime_s": net_runtime_s,          # Flink's own job runtime, if available
+        "submit_s": round(t_submit, 3),               # planning + mini-cluster start + submission
+        "first_result_s": round(t_first, 3) if t_first is not None else None,
         "jvm_env_s": round(t_jvm, 3),                  # JVM/gateway start + TableEnvironment
         "count_lines_s": round(t_events, 3),
         "total_wall_s": round(total, 3),               # whole process incl. python/JVM start

@@ -496,3 +496,238 @@ impl Users {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::core::time::parse_rfc3339_ms;
+
+    fn at(ts: &str) -> i64 {
+        parse_rfc3339_ms(ts).unwrap()
+    }
+
+    fn event(product: &str, user: &str, ts: &str) -> Event<'static> {
+        Event {
+            user_id: Cow::Owned(user.into()),
+            product_id: Cow::Owned(product.into()),
+            event_type: Cow::Borrowed("VIEW_PRODUCT"),
+            timestamp_ms: at(ts),
+        }
+    }
+
+    fn engine(config: EngineConfig) -> PartitionEngine {
+        PartitionEngine::new(&config).unwrap()
+    }
+
+    fn keys(out: &Output) -> Vec<(String, i64, u64, u64)> {
+        let mut v: Vec<_> = out
+            .results
+            .iter()
+            .map(|r| {
+                (
+                    r.product_id.to_string(),
+                    r.window_start_ms,
+                    r.unique_users,
+                    r.events,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_event_at_a_window_end_opens_the_next_window() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:59.999Z"), &mut out);
+        e.process(1, &event("p", "b", "2024-01-01T12:01:00Z"), &mut out);
+        e.flush(&mut out);
+        assert_eq!(
+            keys(&out),
+            vec![
+                ("p".into(), at("2024-01-01T12:00:00Z"), 1, 1),
+                ("p".into(), at("2024-01-01T12:01:00Z"), 1, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_window_fires_when_the_watermark_reaches_its_end_exactly() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        e.process(1, &event("p", "b", "2024-01-01T12:00:40Z"), &mut out);
+        e.process(2, &event("p", "a", "2024-01-01T12:00:50Z"), &mut out);
+        // Watermark 12:00:59.999: one millisecond short.
+        e.process(3, &event("q", "a", "2024-01-01T12:01:09.999Z"), &mut out);
+        assert!(out.results.is_empty());
+        // Watermark 12:01:00 = the window's end: it fires, final.
+        e.process(4, &event("q", "b", "2024-01-01T12:01:10Z"), &mut out);
+        assert_eq!(keys(&out), vec![("p".into(), at("2024-01-01T12:00:00Z"), 2, 3)]);
+        assert_eq!(e.watermark_ms(), Some(at("2024-01-01T12:01:00Z")));
+    }
+
+    #[test]
+    fn an_event_for_a_fired_window_is_late_and_not_counted() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        e.process(1, &event("p", "b", "2024-01-01T12:01:10Z"), &mut out);
+        // Within the out-of-orderness of the newest event, but its window fired.
+        e.process(2, &event("p", "c", "2024-01-01T12:00:59Z"), &mut out);
+        assert_eq!(out.late.len(), 1);
+        assert_eq!(out.late[0].offset, 2);
+        assert_eq!(out.late[0].watermark_ms, at("2024-01-01T12:01:00Z"));
+        e.flush(&mut out);
+        assert_eq!(keys(&out)[0], ("p".into(), at("2024-01-01T12:00:00Z"), 1, 1));
+        assert_eq!(e.stats().late, 1);
+        assert_eq!(e.stats().events, 2);
+    }
+
+    #[test]
+    fn allowed_lateness_refires_with_the_corrected_count_then_expires() {
+        let mut e = engine(EngineConfig {
+            allowed_lateness: Duration::from_secs(30),
+            ..EngineConfig::default()
+        });
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        e.process(1, &event("q", "a", "2024-01-01T12:01:10Z"), &mut out);
+        assert_eq!(out.results.len(), 1);
+        e.process(2, &event("p", "b", "2024-01-01T12:00:45Z"), &mut out);
+        assert_eq!(out.results.len(), 2);
+        assert_eq!(out.results[1].unique_users, 2);
+        assert_eq!(e.stats().refires, 1);
+        // Watermark 12:01:30 = end + lateness: the state is dropped, the next one is late.
+        e.process(3, &event("q", "a", "2024-01-01T12:01:40Z"), &mut out);
+        e.process(4, &event("p", "c", "2024-01-01T12:00:50Z"), &mut out);
+        assert_eq!(out.late.len(), 1);
+        assert_eq!(out.results.len(), 2);
+    }
+
+    #[test]
+    fn idle_partitions_advance_with_processing_time() {
+        let mut e = engine(EngineConfig {
+            idle_timeout: Some(Duration::from_secs(30)),
+            ..EngineConfig::default()
+        });
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        // Watermark 12:00:20; the window ends at 12:01:00, 40 s of event time away.
+        e.tick(1_000, &mut out); // activity seen: the idle clock starts here
+        e.tick(30_999, &mut out); // idle 29.999 s: below the timeout
+        assert_eq!(e.watermark_ms(), Some(at("2024-01-01T12:00:20Z")));
+        e.tick(31_000, &mut out); // idle 30 s: watermark 12:00:50
+        assert_eq!(e.watermark_ms(), Some(at("2024-01-01T12:00:50Z")));
+        assert!(out.results.is_empty());
+        e.tick(41_000, &mut out); // idle 40 s: watermark 12:01:00, the window fires
+        assert_eq!(keys(&out), vec![("p".into(), at("2024-01-01T12:00:00Z"), 1, 1)]);
+        // New events stop the advance; the watermark never goes back.
+        e.process(1, &event("p", "b", "2024-01-01T12:01:05Z"), &mut out);
+        e.tick(50_000, &mut out);
+        e.tick(60_000, &mut out);
+        assert_eq!(e.watermark_ms(), Some(at("2024-01-01T12:01:00Z")));
+    }
+
+    #[test]
+    fn without_an_idle_timeout_ticks_do_nothing() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        e.tick(0, &mut out);
+        e.tick(10_000_000, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn duplicate_offsets_are_ignored() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        e.process(5, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        e.process(5, &event("p", "b", "2024-01-01T12:00:30Z"), &mut out);
+        e.process(4, &event("p", "c", "2024-01-01T12:00:30Z"), &mut out);
+        assert!(!e.skip(3));
+        e.flush(&mut out);
+        assert_eq!(keys(&out), vec![("p".into(), at("2024-01-01T12:00:00Z"), 1, 1)]);
+    }
+
+    #[test]
+    fn the_checkpoint_resumes_at_the_oldest_offset_in_state() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        assert_eq!(e.checkpoint(), Checkpoint::initial());
+        e.process(10, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        assert!(e.skip(11));
+        e.process(12, &event("p", "b", "2024-01-01T12:01:05Z"), &mut out);
+        let c = e.checkpoint();
+        assert_eq!((c.resume_offset, c.highest_offset), (10, Some(12)));
+        // The 12:00 window fires: the 12:01 window's first offset is the oldest needed.
+        e.process(13, &event("q", "b", "2024-01-01T12:01:10Z"), &mut out);
+        assert_eq!(e.checkpoint().resume_offset, 12);
+        e.flush(&mut out);
+        let c = e.checkpoint();
+        assert_eq!((c.resume_offset, c.highest_offset), (14, Some(13)));
+        assert_eq!(c.watermark_ms, Some(at("2024-01-01T12:01:00Z")));
+    }
+
+    #[test]
+    fn a_skipped_offset_after_restore_is_reported_once() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        assert!(e.skip(1));
+        let c = e.checkpoint();
+        let mut r = PartitionEngine::restore(&EngineConfig::default(), &c).unwrap();
+        r.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        assert!(!r.skip(1), "a replayed bad record was already dead-lettered");
+        assert!(r.skip(2));
+    }
+
+    #[test]
+    fn bad_checkpoints_are_refused() {
+        let config = EngineConfig::default();
+        let mut c = Checkpoint::initial();
+        c.version = 2;
+        assert!(matches!(
+            PartitionEngine::restore(&config, &c),
+            Err(RestoreError::Checkpoint(CheckpointError::Version(2)))
+        ));
+        let mut c = Checkpoint::initial();
+        c.resume_offset = 5;
+        assert!(PartitionEngine::restore(&config, &c).is_err());
+        let mut c = Checkpoint::initial();
+        c.watermark_ms = Some(0);
+        assert!(PartitionEngine::restore(&config, &c).is_err());
+    }
+
+    #[test]
+    fn settings_beyond_a_week_are_refused() {
+        let config = EngineConfig {
+            out_of_orderness: Duration::from_secs(8 * 24 * 3600),
+            ..EngineConfig::default()
+        };
+        assert_eq!(
+            PartitionEngine::new(&config).unwrap_err().setting,
+            "out_of_orderness"
+        );
+    }
+
+    #[test]
+    fn state_is_released_when_windows_fire() {
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        for i in 0..1000u64 {
+            let user = format!("u{i}");
+            e.process(i, &event("p", &user, "2024-01-01T12:00:30Z"), &mut out);
+        }
+        assert_eq!(e.open_windows(), 1);
+        assert!(e.state_bytes() > 1000 * 8);
+        e.process(1000, &event("q", "a", "2024-01-01T12:02:00Z"), &mut out);
+        assert_eq!(e.open_windows(), 1);
+        assert!(e.state_bytes() < 1000);
+    }
+}

@@ -1,1 +1,42 @@
-fn main() {}
+//! `ecom`: one binary, one subcommand per component of the platform.
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+#[derive(Parser)]
+#[command(
+    name = "ecom",
+    version,
+    about = "Streaming analytics for event-driven e-commerce"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform on embedded defaults (for now: the engine over a generated stream).
+    Up(commands::up::Args),
+    /// Offline mode: window an NDJSON file of activity events into NDJSON results.
+    Window(commands::window::Args),
+    /// Generate a realistic NDJSON activity stream.
+    Gen(commands::generate::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => commands::up::run(args),
+        Command::Window(args) => commands::window::run(args),
+        Command::Gen(args) => commands::generate::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

@@ -47,10 +47,8 @@ def ts_expr(col="`timestamp`"):
         f"(CASE WHEN SUBSTR({col}, {n} - 5, 1) = '-' THEN 1 ELSE -1 END)"
         f" * (TRY_CAST(SUBSTR({col}, {n} - 4, 2) AS INT) * 60 + TRY_CAST(SUBSTR({col}, {n} - 1, 2) AS INT))"
     )
-    return (
-        f"COALESCE(CASE WHEN SUBSTR({col}, {n}, 1) = 'Z' THEN {wall}"
-        f" ELSE TIMESTAMPADD(MINUTE, {off_min}, {wall}) END, TO_TIMESTAMP_LTZ(0, 3))"
-    )
+    off_min = f"(CASE WHEN SUBSTR({col}, {n}, 1) = 'Z' THEN 0 ELSE {off_min} END)"
+    return f"COALESCE(TIMESTAMPADD(MINUTE, {off_min}, {wall}), TO_TIMESTAMP_LTZ(0, 3))"
 
 
 def count_lines(path):

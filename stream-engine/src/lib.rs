@@ -2,10 +2,12 @@
 //! with watermarks, late-event handling and checkpoints for exact recovery by replay.
 //!
 //! - [`core`]: the pure state machine (no I/O, no clock), re-exported at the crate root.
+//! - [`offline`]: the file runtime of `ecom window`: NDJSON in, results out.
 //! - [`sample`]: a deterministic generator of realistic activity streams for demos, tests
 //!   and benchmarks.
 
 pub mod core;
+pub mod offline;
 pub mod sample;
 
 pub use crate::core::*;

@@ -157,7 +157,9 @@ impl Sample {
     /// probability `malformed_fraction`. Returns `false` at the end of the stream.
     pub fn write_line(&mut self, out: &mut Vec<u8>) -> bool {
         let malformed = self.config.malformed_fraction > 0.0
-            && self.rng.random_bool(self.config.malformed_fraction.min(1.0));
+            && self
+                .rng
+                .random_bool(self.config.malformed_fraction.min(1.0));
         let Some(event) = self.next() else {
             return false;
         };

@@ -108,20 +108,34 @@ fn sorted(out: &Output) -> (Vec<String>, Vec<u64>) {
 fn stream(max_jitter: i64, late_every: usize) -> impl Strategy<Value = Vec<Ev>> {
     let seconds = |max: i64| (0..=max / 1000).prop_map(|s| s * 1000);
     prop::collection::vec(
-        (0u8..6, 0u8..12, seconds(3_000), seconds(max_jitter), seconds(240_000)),
+        (
+            0u8..6,
+            0u8..12,
+            seconds(3_000),
+            seconds(max_jitter),
+            seconds(240_000),
+        ),
         0..400,
     )
-        .prop_map(move |raw| {
-            let mut t = BASE;
-            raw.into_iter()
-                .enumerate()
-                .map(|(i, (product, user, step, jitter, far))| {
-                    t += step;
-                    let back = if late_every > 0 && i % late_every == late_every - 1 { far } else { jitter };
-                    Ev { product, user, ts: t - back }
-                })
-                .collect()
-        })
+    .prop_map(move |raw| {
+        let mut t = BASE;
+        raw.into_iter()
+            .enumerate()
+            .map(|(i, (product, user, step, jitter, far))| {
+                t += step;
+                let back = if late_every > 0 && i % late_every == late_every - 1 {
+                    far
+                } else {
+                    jitter
+                };
+                Ev {
+                    product,
+                    user,
+                    ts: t - back,
+                }
+            })
+            .collect()
+    })
 }
 
 fn config(ooo_ms: u64, lateness_ms: u64, counting: Counting) -> EngineConfig {

@@ -73,7 +73,9 @@ impl Checkpoint {
 pub enum CheckpointError {
     #[error("checkpoint format version {0} is not supported (this build reads version 1)")]
     Version(u32),
-    #[error("checkpoint resume offset {resume_offset} is past its highest offset {highest_offset:?}")]
+    #[error(
+        "checkpoint resume offset {resume_offset} is past its highest offset {highest_offset:?}"
+    )]
     ResumeBeyondProgress {
         resume_offset: u64,
         highest_offset: Option<u64>,

@@ -246,14 +246,21 @@ impl<'a> RawFields<'a> {
     }
 }
 
-fn required<'a>(value: Option<Cow<'a, str>>, field: &'static str) -> Result<Cow<'a, str>, Rejection> {
+fn required<'a>(
+    value: Option<Cow<'a, str>>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, Rejection> {
     value.ok_or_else(|| Rejection::field(RejectReason::MissingField, field, "is required"))
 }
 
 fn id<'a>(value: Option<Cow<'a, str>>, field: &'static str) -> Result<Cow<'a, str>, Rejection> {
     let value = required(value, field)?;
     if value.is_empty() {
-        return Err(Rejection::field(RejectReason::EmptyId, field, "must not be empty"));
+        return Err(Rejection::field(
+            RejectReason::EmptyId,
+            field,
+            "must not be empty",
+        ));
     }
     if value.len() > MAX_ID_LEN {
         return Err(Rejection::field(
@@ -268,7 +275,8 @@ fn id<'a>(value: Option<Cow<'a, str>>, field: &'static str) -> Result<Cow<'a, st
 fn is_upper_snake(s: &str) -> bool {
     let b = s.as_bytes();
     matches!(b.first(), Some(b'A'..=b'Z'))
-        && b.iter().all(|c| matches!(c, b'A'..=b'Z' | b'0'..=b'9' | b'_'))
+        && b.iter()
+            .all(|c| matches!(c, b'A'..=b'Z' | b'0'..=b'9' | b'_'))
 }
 
 fn truncated(s: &str) -> &str {
@@ -479,32 +487,119 @@ mod tests {
             ("42", NotAnObject, None),
             ("null", NotAnObject, None),
             ("true", NotAnObject, None),
-            (&GOOD.replace("\"user_id\":\"u123\",", ""), MissingField, Some("user_id")),
-            (&GOOD.replace("\"u123\"", "null"), MissingField, Some("user_id")),
-            (&GOOD.replace("\"product_id\":\"42\",", ""), MissingField, Some("product_id")),
-            (&GOOD.replace("\"event_type\":\"VIEW_PRODUCT\",", ""), MissingField, Some("event_type")),
-            (&GOOD.replace("\"timestamp\":\"2024-01-01T12:00:00Z\",", ""), MissingField, Some("timestamp")),
+            (
+                &GOOD.replace("\"user_id\":\"u123\",", ""),
+                MissingField,
+                Some("user_id"),
+            ),
+            (
+                &GOOD.replace("\"u123\"", "null"),
+                MissingField,
+                Some("user_id"),
+            ),
+            (
+                &GOOD.replace("\"product_id\":\"42\",", ""),
+                MissingField,
+                Some("product_id"),
+            ),
+            (
+                &GOOD.replace("\"event_type\":\"VIEW_PRODUCT\",", ""),
+                MissingField,
+                Some("event_type"),
+            ),
+            (
+                &GOOD.replace("\"timestamp\":\"2024-01-01T12:00:00Z\",", ""),
+                MissingField,
+                Some("timestamp"),
+            ),
             (&GOOD.replace("\"42\"", "42"), WrongType, Some("product_id")),
-            (&GOOD.replace("\"u123\"", "[\"u\"]"), WrongType, Some("user_id")),
-            (&GOOD.replace("\"VIEW_PRODUCT\"", "{}"), WrongType, Some("event_type")),
-            (&GOOD.replace("\"2024-01-01T12:00:00Z\"", "1704110400000"), WrongType, Some("timestamp")),
-            (&GOOD.replace("\"u123\"", "true"), WrongType, Some("user_id")),
-            (&GOOD.replace("{\"user_id\"", "{\"user_id\":\"a\",\"user_id\""), DuplicateField, Some("user_id")),
+            (
+                &GOOD.replace("\"u123\"", "[\"u\"]"),
+                WrongType,
+                Some("user_id"),
+            ),
+            (
+                &GOOD.replace("\"VIEW_PRODUCT\"", "{}"),
+                WrongType,
+                Some("event_type"),
+            ),
+            (
+                &GOOD.replace("\"2024-01-01T12:00:00Z\"", "1704110400000"),
+                WrongType,
+                Some("timestamp"),
+            ),
+            (
+                &GOOD.replace("\"u123\"", "true"),
+                WrongType,
+                Some("user_id"),
+            ),
+            (
+                &GOOD.replace("{\"user_id\"", "{\"user_id\":\"a\",\"user_id\""),
+                DuplicateField,
+                Some("user_id"),
+            ),
             (&GOOD.replace("\"u123\"", "\"\""), EmptyId, Some("user_id")),
             (&GOOD.replace("\"42\"", "\"\""), EmptyId, Some("product_id")),
-            (&GOOD.replace("u123", &"u".repeat(MAX_ID_LEN + 1)), TooLong, Some("user_id")),
-            (&GOOD.replace("\"42\"", &format!("\"{}\"", "9".repeat(MAX_ID_LEN + 1))), TooLong, Some("product_id")),
-            (&GOOD.replace("VIEW_PRODUCT", &"A".repeat(MAX_EVENT_TYPE_LEN + 1)), TooLong, Some("event_type")),
-            (&GOOD.replace("VIEW_PRODUCT", "view_product"), BadEventType, Some("event_type")),
-            (&GOOD.replace("VIEW_PRODUCT", "_VIEW"), BadEventType, Some("event_type")),
-            (&GOOD.replace("VIEW_PRODUCT", ""), BadEventType, Some("event_type")),
-            (&GOOD.replace("2024-01-01T12:00:00Z", "yesterday"), BadTimestamp, Some("timestamp")),
-            (&GOOD.replace("2024-01-01T12:00:00Z", "2024-02-30T12:00:00Z"), BadTimestamp, Some("timestamp")),
-            (&GOOD.replace("2024-01-01T12:00:00Z", "2024-01-01T12:00:00"), BadTimestamp, Some("timestamp")),
-            (&GOOD.replace("{\"session_id\":\"abc\"}", "\"abc\""), BadMetadata, Some("metadata")),
-            (&GOOD.replace("{\"session_id\":\"abc\"}", "[1]"), BadMetadata, Some("metadata")),
             (
-                &GOOD.replace("\"abc\"", &format!("\"{}\"", "m".repeat(MAX_METADATA_BYTES))),
+                &GOOD.replace("u123", &"u".repeat(MAX_ID_LEN + 1)),
+                TooLong,
+                Some("user_id"),
+            ),
+            (
+                &GOOD.replace("\"42\"", &format!("\"{}\"", "9".repeat(MAX_ID_LEN + 1))),
+                TooLong,
+                Some("product_id"),
+            ),
+            (
+                &GOOD.replace("VIEW_PRODUCT", &"A".repeat(MAX_EVENT_TYPE_LEN + 1)),
+                TooLong,
+                Some("event_type"),
+            ),
+            (
+                &GOOD.replace("VIEW_PRODUCT", "view_product"),
+                BadEventType,
+                Some("event_type"),
+            ),
+            (
+                &GOOD.replace("VIEW_PRODUCT", "_VIEW"),
+                BadEventType,
+                Some("event_type"),
+            ),
+            (
+                &GOOD.replace("VIEW_PRODUCT", ""),
+                BadEventType,
+                Some("event_type"),
+            ),
+            (
+                &GOOD.replace("2024-01-01T12:00:00Z", "yesterday"),
+                BadTimestamp,
+                Some("timestamp"),
+            ),
+            (
+                &GOOD.replace("2024-01-01T12:00:00Z", "2024-02-30T12:00:00Z"),
+                BadTimestamp,
+                Some("timestamp"),
+            ),
+            (
+                &GOOD.replace("2024-01-01T12:00:00Z", "2024-01-01T12:00:00"),
+                BadTimestamp,
+                Some("timestamp"),
+            ),
+            (
+                &GOOD.replace("{\"session_id\":\"abc\"}", "\"abc\""),
+                BadMetadata,
+                Some("metadata"),
+            ),
+            (
+                &GOOD.replace("{\"session_id\":\"abc\"}", "[1]"),
+                BadMetadata,
+                Some("metadata"),
+            ),
+            (
+                &GOOD.replace(
+                    "\"abc\"",
+                    &format!("\"{}\"", "m".repeat(MAX_METADATA_BYTES)),
+                ),
                 MetadataTooLarge,
                 Some("metadata"),
             ),
@@ -523,7 +618,10 @@ mod tests {
     fn invalid_utf8_is_invalid_json() {
         let mut bytes = GOOD.as_bytes().to_vec();
         bytes[13] = 0xFF;
-        assert_eq!(decode_event(&bytes).unwrap_err().reason, RejectReason::InvalidJson);
+        assert_eq!(
+            decode_event(&bytes).unwrap_err().reason,
+            RejectReason::InvalidJson
+        );
     }
 
     #[test]
@@ -537,7 +635,10 @@ mod tests {
     fn messages_name_the_field() {
         let r = decode_event(GOOD.replace("\"42\"", "42").as_bytes()).unwrap_err();
         assert_eq!(r.message, "`product_id`: expected a string, found a number");
-        assert_eq!(r.to_string(), "wrong_type: `product_id`: expected a string, found a number");
+        assert_eq!(
+            r.to_string(),
+            "wrong_type: `product_id`: expected a string, found a number"
+        );
     }
 
     proptest::proptest! {

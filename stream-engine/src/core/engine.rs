@@ -281,10 +281,9 @@ impl PartitionEngine {
         if group.fired {
             // Within the allowed lateness: the window's corrected count replaces the old one.
             let product = event.product_id.as_bytes();
-            if let Some(w) = group
-                .windows
-                .find(product_hash, |w| w.product_hash == product_hash && w.product_id.as_bytes() == product)
-            {
+            if let Some(w) = group.windows.find(product_hash, |w| {
+                w.product_hash == product_hash && w.product_id.as_bytes() == product
+            }) {
                 out.results.push(w.result(start));
                 self.stats.results += 1;
                 self.stats.refires += 1;
@@ -420,7 +419,11 @@ impl PartitionEngine {
             .iter()
             .map(|g| {
                 let end = g.start_ms + MINUTE_MS;
-                if g.fired { end + self.allowed_lateness_ms } else { end }
+                if g.fired {
+                    end + self.allowed_lateness_ms
+                } else {
+                    end
+                }
             })
             .min()
             .unwrap_or(i64::MAX);
@@ -567,7 +570,10 @@ mod tests {
         assert!(out.results.is_empty());
         // Watermark 12:01:00 = the window's end: it fires, final.
         e.process(4, &event("q", "b", "2024-01-01T12:01:10Z"), &mut out);
-        assert_eq!(keys(&out), vec![("p".into(), at("2024-01-01T12:00:00Z"), 2, 3)]);
+        assert_eq!(
+            keys(&out),
+            vec![("p".into(), at("2024-01-01T12:00:00Z"), 2, 3)]
+        );
         assert_eq!(e.watermark_ms(), Some(at("2024-01-01T12:01:00Z")));
     }
 
@@ -583,7 +589,10 @@ mod tests {
         assert_eq!(out.late[0].offset, 2);
         assert_eq!(out.late[0].watermark_ms, at("2024-01-01T12:01:00Z"));
         e.flush(&mut out);
-        assert_eq!(keys(&out)[0], ("p".into(), at("2024-01-01T12:00:00Z"), 1, 1));
+        assert_eq!(
+            keys(&out)[0],
+            ("p".into(), at("2024-01-01T12:00:00Z"), 1, 1)
+        );
         assert_eq!(e.stats().late, 1);
         assert_eq!(e.stats().events, 2);
     }
@@ -625,7 +634,10 @@ mod tests {
         assert_eq!(e.watermark_ms(), Some(at("2024-01-01T12:00:50Z")));
         assert!(out.results.is_empty());
         e.tick(41_000, &mut out); // idle 40 s: watermark 12:01:00, the window fires
-        assert_eq!(keys(&out), vec![("p".into(), at("2024-01-01T12:00:00Z"), 1, 1)]);
+        assert_eq!(
+            keys(&out),
+            vec![("p".into(), at("2024-01-01T12:00:00Z"), 1, 1)]
+        );
         // New events stop the advance; the watermark never goes back.
         e.process(1, &event("p", "b", "2024-01-01T12:01:05Z"), &mut out);
         e.tick(50_000, &mut out);
@@ -652,7 +664,10 @@ mod tests {
         e.process(4, &event("p", "c", "2024-01-01T12:00:30Z"), &mut out);
         assert!(!e.skip(3));
         e.flush(&mut out);
-        assert_eq!(keys(&out), vec![("p".into(), at("2024-01-01T12:00:00Z"), 1, 1)]);
+        assert_eq!(
+            keys(&out),
+            vec![("p".into(), at("2024-01-01T12:00:00Z"), 1, 1)]
+        );
     }
 
     #[test]
@@ -683,7 +698,10 @@ mod tests {
         let c = e.checkpoint();
         let mut r = PartitionEngine::restore(&EngineConfig::default(), &c).unwrap();
         r.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
-        assert!(!r.skip(1), "a replayed bad record was already dead-lettered");
+        assert!(
+            !r.skip(1),
+            "a replayed bad record was already dead-lettered"
+        );
         assert!(r.skip(2));
     }
 

@@ -101,7 +101,9 @@ mod tests {
         let ids: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
         for round in 0..3 {
             for id in &ids {
-                let new = set.insert(id.as_bytes(), hash_bytes(id.as_bytes())).unwrap();
+                let new = set
+                    .insert(id.as_bytes(), hash_bytes(id.as_bytes()))
+                    .unwrap();
                 assert_eq!(new, round == 0);
             }
         }

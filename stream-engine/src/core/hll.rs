@@ -222,7 +222,11 @@ mod tests {
             let hll = sketch_of(n, 1);
             assert!(hll.is_sparse());
             let err = (hll.estimate() as f64 - n as f64).abs();
-            assert!(err <= 1.0 + n as f64 * 0.001, "n={n} estimate={}", hll.estimate());
+            assert!(
+                err <= 1.0 + n as f64 * 0.001,
+                "n={n} estimate={}",
+                hll.estimate()
+            );
         }
     }
 

@@ -95,7 +95,8 @@ pub fn parse_rfc3339_ms(s: &str) -> Result<i64, TimestampError> {
         return Err(TimestampError::Range);
     }
     let days = days_from_civil(i64::from(year), month, day);
-    let seconds = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_minutes * 60;
+    let seconds =
+        days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_minutes * 60;
     Ok(seconds * 1000 + millis)
 }
 
@@ -152,7 +153,11 @@ pub fn window_start(ts_ms: i64) -> i64 {
 
 #[inline]
 fn expect(b: &[u8], i: usize, c: u8) -> Result<(), TimestampError> {
-    if b[i] == c { Ok(()) } else { Err(TimestampError::Format) }
+    if b[i] == c {
+        Ok(())
+    } else {
+        Err(TimestampError::Format)
+    }
 }
 
 #[inline]
@@ -244,7 +249,10 @@ mod tests {
         assert_eq!(parse_rfc3339_ms("2024-01-01T12:00:00.5Z"), Ok(base + 500));
         assert_eq!(parse_rfc3339_ms("2024-01-01T12:00:00.05Z"), Ok(base + 50));
         assert_eq!(parse_rfc3339_ms("2024-01-01T12:00:00.123Z"), Ok(base + 123));
-        assert_eq!(parse_rfc3339_ms("2024-01-01T12:00:00.123999999Z"), Ok(base + 123));
+        assert_eq!(
+            parse_rfc3339_ms("2024-01-01T12:00:00.123999999Z"),
+            Ok(base + 123)
+        );
         assert_eq!(parse_rfc3339_ms("1969-12-31T23:59:59.999Z"), Ok(-1));
     }
 
@@ -293,7 +301,10 @@ mod tests {
     #[test]
     fn formats_with_z_and_optional_millis() {
         assert_eq!(format_rfc3339_ms(1_704_110_400_000), "2024-01-01T12:00:00Z");
-        assert_eq!(format_rfc3339_ms(1_704_110_400_007), "2024-01-01T12:00:00.007Z");
+        assert_eq!(
+            format_rfc3339_ms(1_704_110_400_007),
+            "2024-01-01T12:00:00.007Z"
+        );
         assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
         assert_eq!(format_rfc3339_ms(i64::MIN), "0000-01-01T00:00:00Z");

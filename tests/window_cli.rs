@@ -242,8 +242,7 @@ fn late_events_are_counted_and_written_to_the_late_output() {
     let last_p1_1200 = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["product_id"] == "p1" && v["window_start"] == "2024-01-01T12:00:00Z")
-        .last()
+        .rfind(|v| v["product_id"] == "p1" && v["window_start"] == "2024-01-01T12:00:00Z")
         .unwrap();
     assert_eq!(last_p1_1200["unique_user_count"], 3);
 }

@@ -1,0 +1,42 @@
+//! The windowing hot path: decoded events into one partition's windows, exact and HLL.
+//!
+//! `cargo bench -p ecom-benches --bench window`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ecom_benches::{decoded, workload};
+use stream_engine::{Counting, EngineConfig, Output, PartitionEngine};
+
+const EVENTS: u64 = 2_000_000;
+
+fn hot_path(c: &mut Criterion) {
+    let events = decoded(workload(EVENTS));
+    let mut group = c.benchmark_group("window");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.sample_size(10);
+    for (name, counting) in [("exact", Counting::Exact), ("hll", Counting::Approximate)] {
+        let config = EngineConfig {
+            counting,
+            ..EngineConfig::default()
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut engine = PartitionEngine::new(&config).expect("valid config");
+                let mut out = Output::default();
+                let mut windows = 0;
+                for (offset, event) in events.iter().enumerate() {
+                    engine.process(offset as u64, event, &mut out);
+                    windows += out.results.len();
+                    out.clear();
+                }
+                engine.flush(&mut out);
+                black_box(windows + out.results.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);

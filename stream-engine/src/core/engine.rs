@@ -15,9 +15,10 @@ use hashbrown::HashTable;
 use super::checkpoint::{Checkpoint, CheckpointError, EngineStats};
 use super::config::{ConfigError, Counting, EngineConfig};
 use super::decode::Event;
-use super::exact::ExactSet;
 use super::hash::hash_bytes;
 use super::hll::Hll;
+use super::ids::IdSet;
+use super::intern::{Interner, bytes_equal};
 use super::result::{LateEvent, Output, WindowResult};
 use super::time::{MINUTE_MS, window_start};
 
@@ -33,6 +34,8 @@ pub struct PartitionEngine {
     groups: Vec<Group>,
     /// The smallest watermark at which some group fires or expires; `i64::MAX` when none.
     next_change_ms: i64,
+    /// User ids of the exact mode, shared by all windows, freed as windows leave the state.
+    users: Interner,
 
     max_event_ms: Option<i64>,
     watermark_ms: Option<i64>,
@@ -67,7 +70,8 @@ struct Window {
 
 #[derive(Debug)]
 enum Users {
-    Exact(ExactSet),
+    /// Interned user ids.
+    Exact(IdSet),
     Approximate(Hll),
 }
 
@@ -90,6 +94,7 @@ impl PartitionEngine {
             counting: config.counting,
             groups: Vec::new(),
             next_change_ms: i64::MAX,
+            users: Interner::new(),
             max_event_ms: None,
             watermark_ms: None,
             highest_offset: None,
@@ -174,6 +179,7 @@ impl PartitionEngine {
             }
         }
         self.next_change_ms = i64::MAX;
+        self.users.sweep(i64::MAX);
     }
 
     /// Where to resume after a crash, and what has been reached. Taken after the results in
@@ -215,7 +221,8 @@ impl PartitionEngine {
 
     /// Heap bytes held by the window state (tables, ids, user sets and sketches).
     pub fn state_bytes(&self) -> usize {
-        self.groups.capacity() * std::mem::size_of::<Group>()
+        self.users.heap_bytes()
+            + self.groups.capacity() * std::mem::size_of::<Group>()
             + self
                 .groups
                 .iter()
@@ -282,7 +289,7 @@ impl PartitionEngine {
             // Within the allowed lateness: the window's corrected count replaces the old one.
             let product = event.product_id.as_bytes();
             if let Some(w) = group.windows.find(product_hash, |w| {
-                w.product_hash == product_hash && w.product_id.as_bytes() == product
+                w.product_hash == product_hash && bytes_equal(w.product_id.as_bytes(), product)
             }) {
                 out.results.push(w.result(start));
                 self.stats.results += 1;
@@ -313,7 +320,7 @@ impl PartitionEngine {
         let counting = self.counting;
         let windows = &mut self.groups[group].windows;
         let window = match windows.find_mut(product_hash, |w| {
-            w.product_hash == product_hash && w.product_id.as_bytes() == product
+            w.product_hash == product_hash && bytes_equal(w.product_id.as_bytes(), product)
         }) {
             Some(w) => w,
             None => windows
@@ -330,7 +337,7 @@ impl PartitionEngine {
                 .into_mut(),
         };
         window.events += 1;
-        window.users.insert(user, user_hash);
+        window.users.insert(&mut self.users, user, user_hash, start);
         (group, product_hash)
     }
 
@@ -374,6 +381,7 @@ impl PartitionEngine {
         }
         let wm = candidate;
         let mut at = 0;
+        let mut removed = false;
         while at < self.groups.len() && self.groups[at].start_ms + MINUTE_MS <= wm {
             let expired = self.groups[at].start_ms + MINUTE_MS + self.allowed_lateness_ms <= wm;
             if expired {
@@ -381,6 +389,7 @@ impl PartitionEngine {
                 if !group.fired {
                     self.emit_all(group, out);
                 }
+                removed = true;
                 continue;
             }
             let group = &mut self.groups[at];
@@ -395,6 +404,17 @@ impl PartitionEngine {
             at += 1;
         }
         self.recompute_next_change();
+        if removed && !self.users.is_empty() {
+            // Users last seen before the oldest window left in state are no longer referred to.
+            let oldest = self.groups.first().map_or(i64::MAX, |g| g.start_ms);
+            if let Some(remap) = self.users.sweep(oldest) {
+                for window in self.groups.iter_mut().flat_map(|g| g.windows.iter_mut()) {
+                    if let Users::Exact(set) = &mut window.users {
+                        set.remap(&remap);
+                    }
+                }
+            }
+        }
     }
 
     /// Emits every window of a group leaving the state, moving the ids out.
@@ -461,25 +481,28 @@ impl Window {
 impl Users {
     fn new(counting: Counting) -> Self {
         match counting {
-            Counting::Exact => Users::Exact(ExactSet::new()),
+            Counting::Exact => Users::Exact(IdSet::new()),
             Counting::Approximate => Users::Approximate(Hll::new()),
         }
     }
 
     #[inline]
-    fn insert(&mut self, user: &[u8], hash: u64) {
+    fn insert(&mut self, interner: &mut Interner, user: &[u8], hash: u64, start: i64) {
         match self {
-            Users::Exact(set) => {
-                if set.insert(user, hash).is_err() {
-                    // Four gigabytes of ids in one window: keep counting, approximately.
+            Users::Exact(set) => match interner.intern(user, hash, start) {
+                Some(id) => {
+                    set.insert(id);
+                }
+                None => {
+                    // Four billion live user ids: keep counting this window, approximately.
                     let mut hll = Hll::new();
                     for member in set.iter() {
-                        hll.insert_hash(hash_bytes(member));
+                        hll.insert_hash(hash_bytes(interner.get(member)));
                     }
                     hll.insert_hash(hash);
                     *self = Users::Approximate(hll);
                 }
-            }
+            },
             Users::Approximate(hll) => hll.insert_hash(hash),
         }
     }
@@ -743,9 +766,21 @@ mod tests {
             e.process(i, &event("p", &user, "2024-01-01T12:00:30Z"), &mut out);
         }
         assert_eq!(e.open_windows(), 1);
-        assert!(e.state_bytes() > 1000 * 8);
+        let before = e.state_bytes();
+        assert!(before > 1000 * 8);
         e.process(1000, &event("q", "a", "2024-01-01T12:02:00Z"), &mut out);
         assert_eq!(e.open_windows(), 1);
-        assert!(e.state_bytes() < 1000);
+        assert_eq!(e.users.len(), 1, "the users of the fired window are freed");
+        assert!(e.state_bytes() < before / 20);
+        // The live ids were renumbered: the window that holds them still counts right.
+        for (offset, user) in [(1001, "a"), (1002, "b"), (1003, "u5"), (1004, "b")] {
+            e.process(offset, &event("q", user, "2024-01-01T12:02:10Z"), &mut out);
+        }
+        out.clear();
+        e.flush(&mut out);
+        assert_eq!(
+            keys(&out),
+            vec![("q".into(), at("2024-01-01T12:02:00Z"), 3, 5)]
+        );
     }
 }

@@ -1,0 +1,215 @@
+//! Small open-addressing containers of interned ids: the exact unique-user set of a window and
+//! the product-to-window map of a minute. Keys are dense small integers, so Fibonacci hashing
+//! of the id is all the hashing they need, and a slot is four (or eight) bytes.
+
+/// Slots are resized past a 75 % load.
+#[inline]
+fn over_load(len: usize, capacity: usize) -> bool {
+    len * 4 >= capacity * 3
+}
+
+#[inline]
+fn home(id: u32, shift: u32) -> usize {
+    ((u64::from(id)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+}
+
+/// A set of ids. Empty sets allocate nothing; the first insert allocates four slots.
+#[derive(Debug, Default, Clone)]
+pub struct IdSet {
+    /// `id + 1`, 0 for empty. Length is a power of two (or zero).
+    slots: Vec<u32>,
+    len: u32,
+    /// `64 - log2(slots.len())`.
+    shift: u32,
+}
+
+impl IdSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Inserts `id` (below `u32::MAX`); returns whether it was new.
+    #[inline]
+    pub fn insert(&mut self, id: u32) -> bool {
+        if over_load(self.len as usize + 1, self.slots.len()) {
+            self.grow();
+        }
+        let key = id + 1;
+        let mask = self.slots.len() - 1;
+        let mut at = home(id, self.shift);
+        loop {
+            let slot = self.slots[at];
+            if slot == key {
+                return false;
+            }
+            if slot == 0 {
+                self.slots[at] = key;
+                self.len += 1;
+                return true;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The members, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().filter(|&&s| s != 0).map(|&s| s - 1)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * 4
+    }
+
+    /// Replaces every member `id` by `map[id]`.
+    pub fn remap(&mut self, map: &[u32]) {
+        let old = std::mem::take(self);
+        for id in old.iter() {
+            if let Some(&new) = map.get(id as usize) {
+                self.insert(new);
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(4);
+        let old = std::mem::replace(&mut self.slots, vec![0; capacity]);
+        self.shift = 64 - capacity.trailing_zeros();
+        let mask = capacity - 1;
+        for key in old.into_iter().filter(|&k| k != 0) {
+            let mut at = home(key - 1, self.shift);
+            while self.slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = key;
+        }
+    }
+}
+
+/// A map from ids to `u32` values.
+#[derive(Debug, Default, Clone)]
+pub struct IdMap {
+    /// `(id + 1) << 32 | value`, 0 for empty.
+    slots: Vec<u64>,
+    len: u32,
+    shift: u32,
+}
+
+impl IdMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    pub fn get(&self, id: u32) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let key = u64::from(id + 1) << 32;
+        let mask = self.slots.len() - 1;
+        let mut at = home(id, self.shift);
+        loop {
+            let slot = self.slots[at];
+            if slot == 0 {
+                return None;
+            }
+            if slot & !0xFFFF_FFFF == key {
+                return Some(slot as u32);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Inserts `id` (below `u32::MAX`), which must not be present.
+    #[inline]
+    pub fn insert_new(&mut self, id: u32, value: u32) {
+        if over_load(self.len as usize + 1, self.slots.len()) {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = home(id, self.shift);
+        while self.slots[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = u64::from(id + 1) << 32 | u64::from(value);
+        self.len += 1;
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * 8
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(8);
+        let old = std::mem::replace(&mut self.slots, vec![0; capacity]);
+        self.shift = 64 - capacity.trailing_zeros();
+        let mask = capacity - 1;
+        for slot in old.into_iter().filter(|&s| s != 0) {
+            let mut at = home((slot >> 32) as u32 - 1, self.shift);
+            while self.slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = slot;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, HashSet};
+
+    #[test]
+    fn set_matches_a_hash_set() {
+        let mut set = IdSet::new();
+        let mut model = HashSet::new();
+        let mut x = 12345u32;
+        for _ in 0..50_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345) % 70_000;
+            assert_eq!(set.insert(x), model.insert(x));
+        }
+        assert_eq!(set.len(), model.len());
+        assert_eq!(set.iter().collect::<HashSet<_>>(), model);
+        assert!(set.insert(0));
+        assert!(!set.insert(0));
+        assert!(set.insert(u32::MAX - 1));
+
+        let map: Vec<u32> = (0..70_000).map(|id| id + 5).collect();
+        set.remap(&map);
+        assert_eq!(set.len(), model.len() + 1);
+        assert!(!set.insert(5), "0 became 5");
+    }
+
+    #[test]
+    fn map_matches_a_hash_map() {
+        let mut map = IdMap::new();
+        let mut model = HashMap::new();
+        assert_eq!(map.get(3), None);
+        for id in (0..20_000u32).map(|i| i.wrapping_mul(7919) % 100_003) {
+            if model.contains_key(&id) {
+                continue;
+            }
+            map.insert_new(id, id ^ 0xABCD);
+            model.insert(id, id ^ 0xABCD);
+        }
+        for id in 0..100_003u32 {
+            assert_eq!(map.get(id), model.get(&id).copied());
+        }
+        assert_eq!(map.len(), model.len());
+    }
+}

@@ -4,21 +4,23 @@
 //! Time comes in only through event timestamps and [`PartitionEngine::tick`]; nothing here
 //! reads a clock or touches I/O.
 //!
-//! State is a short list of *groups*, one per open window start, ascending; each group is a
-//! hash table of the products with events in that minute. A typical partition has two or three
-//! groups (the current minute and the ones still inside the out-of-orderness), so finding an
-//! event's group is a scan of a few integers from the newest end, and firing a minute is
+//! State is a short list of *groups*, one per open window start, ascending; each group holds
+//! the windows of the products with events in that minute. A typical partition has two or
+//! three groups (the current minute and the ones still inside the out-of-orderness), so finding
+//! an event's group is a scan of a few integers from the newest end, and firing a minute is
 //! popping the front group.
-
-use hashbrown::HashTable;
+//!
+//! Product and user ids are interned per partition ([`Interner`]): the string comparisons of an
+//! event happen against two shared tables, and the windows hold small integers. When a group
+//! leaves the state, the ids no remaining window refers to are freed.
 
 use super::checkpoint::{Checkpoint, CheckpointError, EngineStats};
 use super::config::{ConfigError, Counting, EngineConfig};
 use super::decode::Event;
 use super::hash::hash_bytes;
 use super::hll::Hll;
-use super::ids::IdSet;
-use super::intern::{Interner, bytes_equal};
+use super::ids::{IdMap, IdSet};
+use super::intern::Interner;
 use super::result::{LateEvent, Output, WindowResult};
 use super::time::{MINUTE_MS, window_start};
 
@@ -34,7 +36,9 @@ pub struct PartitionEngine {
     groups: Vec<Group>,
     /// The smallest watermark at which some group fires or expires; `i64::MAX` when none.
     next_change_ms: i64,
-    /// User ids of the exact mode, shared by all windows, freed as windows leave the state.
+    /// Product ids, shared by all groups.
+    products: Interner,
+    /// User ids of the exact mode, shared by all windows.
     users: Interner,
 
     max_event_ms: Option<i64>,
@@ -57,12 +61,14 @@ struct Group {
     fired: bool,
     /// Offset of the first event in the group: offsets are increasing, so the smallest.
     first_offset: u64,
-    windows: HashTable<Window>,
+    /// Interned product id to index in `windows`.
+    index: IdMap,
+    windows: Vec<Window>,
 }
 
 #[derive(Debug)]
 struct Window {
-    product_hash: u64,
+    product: u32,
     product_id: Box<str>,
     users: Users,
     events: u64,
@@ -94,6 +100,7 @@ impl PartitionEngine {
             counting: config.counting,
             groups: Vec::new(),
             next_change_ms: i64::MAX,
+            products: Interner::new(),
             users: Interner::new(),
             max_event_ms: None,
             watermark_ms: None,
@@ -179,7 +186,8 @@ impl PartitionEngine {
             }
         }
         self.next_change_ms = i64::MAX;
-        self.users.sweep(i64::MAX);
+        self.products = Interner::new();
+        self.users = Interner::new();
     }
 
     /// Where to resume after a crash, and what has been reached. Taken after the results in
@@ -221,13 +229,15 @@ impl PartitionEngine {
 
     /// Heap bytes held by the window state (tables, ids, user sets and sketches).
     pub fn state_bytes(&self) -> usize {
-        self.users.heap_bytes()
+        self.products.heap_bytes()
+            + self.users.heap_bytes()
             + self.groups.capacity() * std::mem::size_of::<Group>()
             + self
                 .groups
                 .iter()
                 .map(|g| {
-                    g.windows.allocation_size()
+                    g.index.heap_bytes()
+                        + g.windows.capacity() * std::mem::size_of::<Window>()
                         + g.windows
                             .iter()
                             .map(|w| w.product_id.len() + w.users.heap_bytes())
@@ -283,18 +293,13 @@ impl PartitionEngine {
             return;
         }
         self.stats.events += 1;
-        let (group, product_hash) = self.aggregate(offset, start, event);
+        let (group, window) = self.aggregate(offset, start, event);
         let group = &self.groups[group];
         if group.fired {
             // Within the allowed lateness: the window's corrected count replaces the old one.
-            let product = event.product_id.as_bytes();
-            if let Some(w) = group.windows.find(product_hash, |w| {
-                w.product_hash == product_hash && bytes_equal(w.product_id.as_bytes(), product)
-            }) {
-                out.results.push(w.result(start));
-                self.stats.results += 1;
-                self.stats.refires += 1;
-            }
+            out.results.push(group.windows[window].result(start));
+            self.stats.results += 1;
+            self.stats.refires += 1;
         }
         if self.max_event_ms.is_none_or(|max| ts > max) {
             self.max_event_ms = Some(ts);
@@ -309,36 +314,39 @@ impl PartitionEngine {
             .is_some_and(|wm| start + MINUTE_MS + self.allowed_lateness_ms <= wm)
     }
 
-    /// Adds the event to its (product, window); returns the group's index and the product hash.
+    /// Adds the event to its (product, window); returns the indexes of the group and window.
     #[inline]
-    fn aggregate(&mut self, offset: u64, start: i64, event: &Event<'_>) -> (usize, u64) {
-        let group = self.group_index(start, offset);
+    fn aggregate(&mut self, offset: u64, start: i64, event: &Event<'_>) -> (usize, usize) {
         let product = event.product_id.as_bytes();
-        let product_hash = hash_bytes(product);
         let user = event.user_id.as_bytes();
+        let product_hash = hash_bytes(product);
         let user_hash = hash_bytes(user);
-        let counting = self.counting;
-        let windows = &mut self.groups[group].windows;
-        let window = match windows.find_mut(product_hash, |w| {
-            w.product_hash == product_hash && bytes_equal(w.product_id.as_bytes(), product)
-        }) {
-            Some(w) => w,
-            None => windows
-                .insert_unique(
-                    product_hash,
-                    Window {
-                        product_hash,
-                        product_id: event.product_id.as_ref().into(),
-                        users: Users::new(counting),
-                        events: 0,
-                    },
-                    |w| w.product_hash,
-                )
-                .into_mut(),
+        let g = self.group_index(start, offset);
+        // A product id is needed only while its windows are open; four billion of them at
+        // once cannot be held in memory, so running out of ids is not a case to handle.
+        let product = self
+            .products
+            .intern(product, product_hash)
+            .unwrap_or(u32::MAX - 1);
+        let group = &mut self.groups[g];
+        let w = match group.index.get(product) {
+            Some(w) => w as usize,
+            None => {
+                let w = group.windows.len();
+                group.index.insert_new(product, w as u32);
+                group.windows.push(Window {
+                    product,
+                    product_id: event.product_id.as_ref().into(),
+                    users: Users::new(self.counting),
+                    events: 0,
+                });
+                w
+            }
         };
+        let window = &mut group.windows[w];
         window.events += 1;
-        window.users.insert(&mut self.users, user, user_hash, start);
-        (group, product_hash)
+        window.users.insert(&mut self.users, user, user_hash);
+        (g, w)
     }
 
     /// The index of the group for `start`, created if missing.
@@ -364,7 +372,8 @@ impl PartitionEngine {
                 start_ms: start,
                 fired,
                 first_offset: offset,
-                windows: HashTable::new(),
+                index: IdMap::new(),
+                windows: Vec::new(),
             },
         );
         self.recompute_next_change();
@@ -404,10 +413,35 @@ impl PartitionEngine {
             at += 1;
         }
         self.recompute_next_change();
-        if removed && !self.users.is_empty() {
-            // Users last seen before the oldest window left in state are no longer referred to.
-            let oldest = self.groups.first().map_or(i64::MAX, |g| g.start_ms);
-            if let Some(remap) = self.users.sweep(oldest) {
+        if removed {
+            self.free_unused_ids();
+        }
+    }
+
+    /// Frees the product and user ids that no window in state refers to any more.
+    fn free_unused_ids(&mut self) {
+        let mut live = vec![false; self.products.id_bound() as usize];
+        for (product, _) in self.groups.iter().flat_map(|g| g.index.iter()) {
+            live[product as usize] = true;
+        }
+        if let Some(remap) = self.products.sweep(|id| live[id as usize]) {
+            for group in &mut self.groups {
+                group.index.remap(&remap);
+                for window in &mut group.windows {
+                    window.product = remap[window.product as usize];
+                }
+            }
+        }
+        if self.counting == Counting::Exact {
+            let mut live = vec![false; self.users.id_bound() as usize];
+            for window in self.groups.iter().flat_map(|g| g.windows.iter()) {
+                if let Users::Exact(set) = &window.users {
+                    for user in set.iter() {
+                        live[user as usize] = true;
+                    }
+                }
+            }
+            if let Some(remap) = self.users.sweep(|id| live[id as usize]) {
                 for window in self.groups.iter_mut().flat_map(|g| g.windows.iter_mut()) {
                     if let Users::Exact(set) = &mut window.users {
                         set.remap(&remap);
@@ -487,9 +521,9 @@ impl Users {
     }
 
     #[inline]
-    fn insert(&mut self, interner: &mut Interner, user: &[u8], hash: u64, start: i64) {
+    fn insert(&mut self, interner: &mut Interner, user: &[u8], hash: u64) {
         match self {
-            Users::Exact(set) => match interner.intern(user, hash, start) {
+            Users::Exact(set) => match interner.intern(user, hash) {
                 Some(id) => {
                     set.insert(id);
                 }
@@ -497,7 +531,8 @@ impl Users {
                     // Four billion live user ids: keep counting this window, approximately.
                     let mut hll = Hll::new();
                     for member in set.iter() {
-                        hll.insert_hash(hash_bytes(interner.get(member)));
+                        let bytes = interner.find_bytes(member).unwrap_or_default();
+                        hll.insert_hash(hash_bytes(&bytes));
                     }
                     hll.insert_hash(hash);
                     *self = Users::Approximate(hll);
@@ -782,5 +817,36 @@ mod tests {
             keys(&out),
             vec![("q".into(), at("2024-01-01T12:02:00Z"), 3, 5)]
         );
+    }
+
+    #[test]
+    fn freeing_and_renumbering_ids_keeps_counts_exact() {
+        use crate::sample::{Sample, SampleConfig};
+        use std::collections::{BTreeMap, BTreeSet};
+        // Many users over ten minutes: ids are freed and renumbered at every minute boundary.
+        let config = SampleConfig {
+            events: 30_000,
+            products: 40,
+            users: 6_000,
+            events_per_second: 50,
+            ..SampleConfig::default()
+        };
+        let mut want: BTreeMap<(String, i64), (BTreeSet<u32>, u64)> = BTreeMap::new();
+        let mut e = engine(EngineConfig::default());
+        let mut out = Output::default();
+        for (offset, s) in Sample::new(config).enumerate() {
+            let w = want
+                .entry((s.product_id(), window_start(s.timestamp_ms)))
+                .or_default();
+            w.0.insert(s.user);
+            w.1 += 1;
+            e.process(offset as u64, &s.to_event(), &mut out);
+        }
+        e.flush(&mut out);
+        let want: Vec<_> = want
+            .into_iter()
+            .map(|((p, start), (users, n))| (p, start, users.len() as u64, n))
+            .collect();
+        assert_eq!(keys(&out), want);
     }
 }

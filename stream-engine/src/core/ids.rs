@@ -154,6 +154,24 @@ impl IdMap {
         self.slots.capacity() * 8
     }
 
+    /// The `(id, value)` pairs, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&s| s != 0)
+            .map(|&s| ((s >> 32) as u32 - 1, s as u32))
+    }
+
+    /// Replaces every key `id` by `map[id]`.
+    pub fn remap(&mut self, map: &[u32]) {
+        let old = std::mem::take(self);
+        for (id, value) in old.iter() {
+            if let Some(&new) = map.get(id as usize) {
+                self.insert_new(new, value);
+            }
+        }
+    }
+
     fn grow(&mut self) {
         let capacity = (self.slots.len() * 2).max(8);
         let old = std::mem::replace(&mut self.slots, vec![0; capacity]);

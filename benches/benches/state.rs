@@ -30,7 +30,10 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        ALLOCATED.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -76,7 +79,9 @@ fn bytes_per_window(users: u64, counting: Counting) -> f64 {
 }
 
 fn memory_table() {
-    println!("| unique users per window | exact: bytes/window | exact: bytes/user | HLL: bytes/window |");
+    println!(
+        "| unique users per window | exact: bytes/window | exact: bytes/user | HLL: bytes/window |"
+    );
     println!("|---:|---:|---:|---:|");
     for users in [10u64, 1_000, 100_000] {
         let exact = bytes_per_window(users, Counting::Exact);
@@ -90,7 +95,9 @@ fn memory_table() {
 
 fn error_table() {
     const TRIALS: u64 = 50;
-    println!("\n| true count | trials | mean abs. relative error | RMS relative error | max relative error |");
+    println!(
+        "\n| true count | trials | mean abs. relative error | RMS relative error | max relative error |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     for n in [10u64, 100, 1_000, 10_000, 100_000, 1_000_000] {
         let (mut sum, mut sum_sq, mut max) = (0.0f64, 0.0f64, 0.0f64);
@@ -118,7 +125,10 @@ fn error_table() {
 
 fn main() {
     // `cargo bench` passes `--bench`; with a filter that is not ours, do nothing.
-    if std::env::args().skip(1).any(|a| !a.starts_with("--") && !"state".contains(a.as_str())) {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && !"state".contains(a.as_str()))
+    {
         return;
     }
     memory_table();

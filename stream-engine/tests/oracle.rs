@@ -326,4 +326,31 @@ proptest! {
             prop_assert!(error <= (0.0324 * exact).max(2.0), "exact {} estimate {}", exact, r.unique_users);
         }
     }
+
+    /// The batch path computes exactly what the event-by-event path computes.
+    #[test]
+    fn batches_equal_single_events(
+        events in stream(20_000, 7),
+        chunk in 1usize..64,
+        lateness in prop::sample::select(vec![0u64, 30_000]),
+        counting in prop::sample::select(vec![Counting::Exact, Counting::Approximate]),
+    ) {
+        let config = config(10_000, lateness, counting);
+        let mut single = PartitionEngine::new(&config).unwrap();
+        let mut one = Output::default();
+        feed(&mut single, &events, 0, events.len(), &mut one);
+        single.flush(&mut one);
+
+        let mut batched = PartitionEngine::new(&config).unwrap();
+        let mut many = Output::default();
+        let all: Vec<(u64, Event<'static>)> =
+            events.iter().enumerate().map(|(i, e)| (i as u64, e.event())).collect();
+        for batch in all.chunks(chunk) {
+            batched.process_batch(batch, &mut many);
+        }
+        batched.flush(&mut many);
+        prop_assert_eq!(&many.results, &one.results);
+        prop_assert_eq!(&many.late, &one.late);
+        prop_assert_eq!(batched.stats(), single.stats());
+    }
 }

@@ -1,6 +1,6 @@
-//! Small open-addressing containers of interned ids: the exact unique-user set of a window and
-//! the product-to-window map of a minute. Keys are dense small integers, so Fibonacci hashing
-//! of the id is all the hashing they need, and a slot is four (or eight) bytes.
+//! Small open-addressing containers of interned ids: the exact (product, user) pairs of a
+//! minute and its product-to-window map. Keys are dense small integers, so Fibonacci hashing
+//! of the key is all the hashing they need, and a slot is eight bytes.
 
 /// Slots are resized past a 75 % load.
 #[inline]
@@ -10,41 +10,41 @@ fn over_load(len: usize, capacity: usize) -> bool {
 
 #[inline]
 fn home(id: u32, shift: u32) -> usize {
-    ((u64::from(id)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+    home_of(u64::from(id), shift)
 }
 
-/// A set of ids. Empty sets allocate nothing; the first insert allocates four slots.
+/// A set of non-zero `u64` keys: the (product, user) pairs of a minute in exact mode.
 #[derive(Debug, Default, Clone)]
-pub struct IdSet {
-    /// `id + 1`, 0 for empty. Length is a power of two (or zero).
-    slots: Vec<u32>,
-    len: u32,
+pub struct KeySet {
+    /// Keys, 0 for empty. Length is a power of two (or zero).
+    slots: Vec<u64>,
+    len: usize,
     /// `64 - log2(slots.len())`.
     shift: u32,
 }
 
-impl IdSet {
+impl KeySet {
     pub fn new() -> Self {
         Self::default()
     }
 
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
-    /// Inserts `id` (below `u32::MAX`); returns whether it was new.
+    /// Inserts a non-zero `key`; returns whether it was new.
     #[inline]
-    pub fn insert(&mut self, id: u32) -> bool {
-        if over_load(self.len as usize + 1, self.slots.len()) {
+    pub fn insert(&mut self, key: u64) -> bool {
+        debug_assert_ne!(key, 0);
+        if over_load(self.len + 1, self.slots.len()) {
             self.grow();
         }
-        let key = id + 1;
         let mask = self.slots.len() - 1;
-        let mut at = home(id, self.shift);
+        let mut at = home_of(key, self.shift);
         loop {
             let slot = self.slots[at];
             if slot == key {
@@ -59,38 +59,56 @@ impl IdSet {
         }
     }
 
-    /// The members, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().filter(|&&s| s != 0).map(|&s| s - 1)
+    /// Asks the CPU to bring the home slot of `key` into cache ahead of an insert.
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        if let Some(slot) = self.slots.get(home_of(key, self.shift)) {
+            super::prefetch::prefetch(slot);
+        }
+    }
+
+    /// The keys, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots.iter().copied().filter(|&s| s != 0)
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * 4
+        self.slots.capacity() * 8
     }
 
-    /// Replaces every member `id` by `map[id]`.
-    pub fn remap(&mut self, map: &[u32]) {
+    /// Replaces every key by `f(key)`, which must be non-zero and distinct for distinct keys.
+    pub fn remap(&mut self, f: impl Fn(u64) -> u64) {
         let old = std::mem::take(self);
-        for id in old.iter() {
-            if let Some(&new) = map.get(id as usize) {
-                self.insert(new);
-            }
+        self.reserve(old.len);
+        for key in old.iter() {
+            self.insert(f(key));
+        }
+    }
+
+    fn reserve(&mut self, len: usize) {
+        while over_load(len, self.slots.len()) {
+            self.grow();
         }
     }
 
     fn grow(&mut self) {
-        let capacity = (self.slots.len() * 2).max(4);
+        let capacity = (self.slots.len() * 2).max(16);
         let old = std::mem::replace(&mut self.slots, vec![0; capacity]);
         self.shift = 64 - capacity.trailing_zeros();
         let mask = capacity - 1;
         for key in old.into_iter().filter(|&k| k != 0) {
-            let mut at = home(key - 1, self.shift);
+            let mut at = home_of(key, self.shift);
             while self.slots[at] != 0 {
                 at = (at + 1) & mask;
             }
             self.slots[at] = key;
         }
     }
+}
+
+#[inline]
+fn home_of(key: u64, shift: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
 }
 
 /// A map from ids to `u32` values.
@@ -194,23 +212,23 @@ mod tests {
 
     #[test]
     fn set_matches_a_hash_set() {
-        let mut set = IdSet::new();
+        let mut set = KeySet::new();
         let mut model = HashSet::new();
-        let mut x = 12345u32;
+        let mut x = 12345u64;
         for _ in 0..50_000 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345) % 70_000;
+            x = (x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1) >> 20) % 70_000 + 1;
+            set.prefetch(x);
             assert_eq!(set.insert(x), model.insert(x));
         }
         assert_eq!(set.len(), model.len());
         assert_eq!(set.iter().collect::<HashSet<_>>(), model);
-        assert!(set.insert(0));
-        assert!(!set.insert(0));
-        assert!(set.insert(u32::MAX - 1));
+        assert!(set.insert(u64::MAX));
+        assert!(!set.insert(u64::MAX));
 
-        let map: Vec<u32> = (0..70_000).map(|id| id + 5).collect();
-        set.remap(&map);
+        set.remap(|k| k ^ (1 << 40));
         assert_eq!(set.len(), model.len() + 1);
-        assert!(!set.insert(5), "0 became 5");
+        assert!(!set.insert(x ^ (1 << 40)));
+        assert!(set.insert(x));
     }
 
     #[test]

@@ -41,26 +41,11 @@ impl Interner {
         if (self.live + 1) * 100 > self.slots.len() * MAX_LOAD_PERCENT {
             self.grow();
         }
+        let at = match self.probe(bytes, hash) {
+            Ok(id) => return Some(id),
+            Err(empty) => empty,
+        };
         let key = key_of(hash, bytes.len());
-        let inline = (bytes.len() <= INLINE).then(|| pack(bytes));
-        let mask = self.slots.len() - 1;
-        let mut at = position(hash, mask);
-        loop {
-            let [head, payload] = self.slots[at];
-            if head == 0 {
-                break;
-            }
-            if head >> 32 == key {
-                let found = match inline {
-                    Some(packed) => payload == packed,
-                    None => long_equal(&self.arena, payload, bytes),
-                };
-                if found {
-                    return Some((head as u32).wrapping_sub(1));
-                }
-            }
-            at = (at + 1) & mask;
-        }
         let id = match self.free.pop() {
             Some(id) => id,
             None if self.next_id < u32::MAX => {
@@ -69,7 +54,7 @@ impl Interner {
             }
             None => return None,
         };
-        let payload = match inline {
+        let payload = match (bytes.len() <= INLINE).then(|| pack(bytes)) {
             Some(packed) => packed,
             None => {
                 let offset = self.arena.len() as u64;
@@ -80,6 +65,48 @@ impl Interner {
         self.slots[at] = [key << 32 | u64::from(id + 1), payload];
         self.live += 1;
         Some(id)
+    }
+
+    /// The id of `bytes` if it has one, without adding it.
+    #[inline]
+    pub fn lookup(&self, bytes: &[u8], hash: u64) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        self.probe(bytes, hash).ok()
+    }
+
+    /// Asks the CPU to bring the home slot of `hash` into cache ahead of a lookup.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            super::prefetch::prefetch(&self.slots[position(hash, self.slots.len() - 1)]);
+        }
+    }
+
+    /// The id of `bytes`, or the empty slot where it would go. The table must not be empty.
+    #[inline]
+    fn probe(&self, bytes: &[u8], hash: u64) -> Result<u32, usize> {
+        let key = key_of(hash, bytes.len());
+        let inline = (bytes.len() <= INLINE).then(|| pack(bytes));
+        let mask = self.slots.len() - 1;
+        let mut at = position(hash, mask);
+        loop {
+            let [head, payload] = self.slots[at];
+            if head == 0 {
+                return Err(at);
+            }
+            if head >> 32 == key {
+                let found = match inline {
+                    Some(packed) => payload == packed,
+                    None => long_equal(&self.arena, payload, bytes),
+                };
+                if found {
+                    return Ok((head as u32).wrapping_sub(1));
+                }
+            }
+            at = (at + 1) & mask;
+        }
     }
 
     /// The bytes of a live id (a scan of the table: for rare paths only).

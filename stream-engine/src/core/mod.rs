@@ -14,6 +14,7 @@ pub mod hll;
 pub mod ids;
 pub mod intern;
 pub mod partitioner;
+pub mod prefetch;
 pub mod result;
 pub mod time;
 

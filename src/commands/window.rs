@@ -1,7 +1,7 @@
 //! `ecom window`: the offline engine over an NDJSON file.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal};
+use std::io::{self, IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -27,8 +27,8 @@ use super::decode::Event;
 use super::hash::hash_bytes;
 use super::hll::Hll;
 use super::ids::{IdMap, KeySet};
-use super::prefetch::prefetch;
 use super::intern::Interner;
+use super::prefetch::prefetch;
 use super::result::{LateEvent, Output, WindowResult};
 use super::time::{MINUTE_MS, window_start};
 
@@ -191,7 +191,9 @@ impl PartitionEngine {
                     self.users.prefetch(h.user);
                 }
             }
-            if let (Some((_, ahead)), Some(h)) = (batch.get(i + PAIR_AHEAD), hashes.get(i + PAIR_AHEAD)) {
+            if let (Some((_, ahead)), Some(h)) =
+                (batch.get(i + PAIR_AHEAD), hashes.get(i + PAIR_AHEAD))
+            {
                 self.prefetch_window(ahead, h);
             }
             let (offset, event) = &batch[i];
@@ -443,7 +445,11 @@ impl PartitionEngine {
                 None => {
                     // Four billion live user ids: keep counting this window, approximately.
                     let mut hll = Hll::new();
-                    for key in group.pairs.iter().filter(|&k| k >> 32 == u64::from(product) + 1) {
+                    for key in group
+                        .pairs
+                        .iter()
+                        .filter(|&k| k >> 32 == u64::from(product) + 1)
+                    {
                         let bytes = self.users.find_bytes(key as u32).unwrap_or_default();
                         hll.insert_hash(hash_bytes(&bytes));
                     }
@@ -553,9 +559,12 @@ impl PartitionEngine {
         if products.is_some() || users.is_some() {
             let map = |ids: &Option<Vec<u32>>, id: u32| ids.as_ref().map_or(id, |m| m[id as usize]);
             for group in &mut self.groups {
-                group
-                    .pairs
-                    .remap(|key| pair(map(&products, (key >> 32) as u32 - 1), map(&users, key as u32)));
+                group.pairs.remap(|key| {
+                    pair(
+                        map(&products, (key >> 32) as u32 - 1),
+                        map(&users, key as u32),
+                    )
+                });
             }
         }
     }

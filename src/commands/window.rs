@@ -59,16 +59,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     config.engine.validate()?;
 
-    let (input, size): (Box<dyn BufRead>, Option<u64>) = if args.input.as_os_str() == "-" {
-        (
-            Box::new(BufReader::with_capacity(1 << 20, io::stdin().lock())),
-            None,
-        )
+    // The offline runner reads in large chunks of its own: no buffering here.
+    let (input, size): (Box<dyn Read>, Option<u64>) = if args.input.as_os_str() == "-" {
+        (Box::new(io::stdin().lock()), None)
     } else {
         let file = File::open(&args.input)
             .with_context(|| format!("cannot open {}", args.input.display()))?;
         let size = file.metadata().ok().map(|m| m.len());
-        (Box::new(BufReader::with_capacity(1 << 20, file)), size)
+        (Box::new(file), size)
     };
     let mut output = create_output(&args.output)?;
     let mut late = args.late_output.as_deref().map(create_output).transpose()?;

@@ -62,6 +62,10 @@ pub struct PartitionEngine {
     stats: EngineStats,
     /// The batch path's hashes, kept to reuse the allocation.
     scratch: Vec<Hashes>,
+    /// Interner sweeps so far: ids found before a sweep may have been freed by it.
+    sweeps: u64,
+    /// Size of the last group to leave the state: new minutes are sized like it.
+    last_group: (usize, usize),
 }
 
 #[derive(Debug)]
@@ -118,8 +122,24 @@ fn pair(product: u32, user: u32) -> u64 {
 
 /// Events hashed ahead of the one being applied, their interner slots prefetched.
 const HASH_AHEAD: usize = 16;
-/// Events whose pair slot is prefetched ahead of the one being applied.
+/// Events whose ids are resolved and pair slot prefetched ahead of the one being applied.
 const PAIR_AHEAD: usize = 6;
+
+/// Ids of an event found ahead of applying it, valid while no sweep has run since.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    sweeps: u64,
+    product: Option<u32>,
+    user: Option<u32>,
+}
+
+impl Known {
+    const NOTHING: Known = Known {
+        sweeps: u64::MAX,
+        product: None,
+        user: None,
+    };
+}
 
 #[derive(Debug, Default)]
 struct IdleClock {
@@ -150,6 +170,8 @@ impl PartitionEngine {
             idle: IdleClock::default(),
             stats: EngineStats::default(),
             scratch: Vec::new(),
+            sweeps: 0,
+            last_group: (0, 0),
         })
     }
 
@@ -175,7 +197,7 @@ impl PartitionEngine {
     /// Kafka partition); an offset at or below the last one is a duplicate and is ignored.
     #[inline]
     pub fn process(&mut self, offset: u64, event: &Event<'_>, out: &mut Output) {
-        self.apply(offset, event, Hashes::of(event), out);
+        self.apply(offset, event, Hashes::of(event), Known::NOTHING, out);
     }
 
     /// Processes a batch of `(offset, event)`, offsets increasing: the same as calling
@@ -184,6 +206,7 @@ impl PartitionEngine {
         let mut hashes = std::mem::take(&mut self.scratch);
         hashes.clear();
         hashes.extend(batch.iter().map(|(_, e)| Hashes::of(e)));
+        let mut known = [Known::NOTHING; PAIR_AHEAD + 1];
         for i in 0..batch.len() {
             if let Some(h) = hashes.get(i + HASH_AHEAD) {
                 self.products.prefetch(h.product);
@@ -194,41 +217,65 @@ impl PartitionEngine {
             if let (Some((_, ahead)), Some(h)) =
                 (batch.get(i + PAIR_AHEAD), hashes.get(i + PAIR_AHEAD))
             {
-                self.prefetch_window(ahead, h);
+                known[(i + PAIR_AHEAD) % known.len()] = self.look_ahead(ahead, h);
             }
             let (offset, event) = &batch[i];
-            self.apply(*offset, event, hashes[i], out);
+            let k = if i >= PAIR_AHEAD {
+                known[i % known.len()]
+            } else {
+                Known::NOTHING
+            };
+            self.apply(*offset, event, hashes[i], k, out);
         }
         self.scratch = hashes;
     }
 
-    /// Brings into cache what applying `event` will touch, if it can be found without
-    /// changing anything: the window, and in exact mode the pair slot.
+    /// Finds the ids of an event to come without changing anything, and brings into cache
+    /// what applying it will touch: its window, and in exact mode its pair slot.
     #[inline]
-    fn prefetch_window(&self, event: &Event<'_>, h: &Hashes) {
+    fn look_ahead(&self, event: &Event<'_>, h: &Hashes) -> Known {
+        let product = self.products.lookup(event.product_id.as_bytes(), h.product);
+        let user = match self.counting {
+            Counting::Exact => self.users.lookup(event.user_id.as_bytes(), h.user),
+            Counting::Approximate => None,
+        };
         let start = window_start(event.timestamp_ms);
-        let Some(group) = self.groups.iter().rev().find(|g| g.start_ms == start) else {
-            return;
-        };
-        let Some(product) = self.products.lookup(event.product_id.as_bytes(), h.product) else {
-            return;
-        };
-        if let Some(w) = group.index.get(product) {
-            prefetch(&group.windows[w as usize]);
+        if let (Some(product), Some(group)) = (
+            product,
+            self.groups.iter().rev().find(|g| g.start_ms == start),
+        ) {
+            if let Some(w) = group.index.get(product) {
+                prefetch(&group.windows[w as usize]);
+            }
+            if let Some(user) = user {
+                group.pairs.prefetch(pair(product, user));
+            }
         }
-        if self.counting == Counting::Exact
-            && let Some(user) = self.users.lookup(event.user_id.as_bytes(), h.user)
-        {
-            group.pairs.prefetch(pair(product, user));
+        Known {
+            sweeps: self.sweeps,
+            product,
+            user,
         }
     }
 
     #[inline]
-    fn apply(&mut self, offset: u64, event: &Event<'_>, hashes: Hashes, out: &mut Output) {
+    fn apply(
+        &mut self,
+        offset: u64,
+        event: &Event<'_>,
+        hashes: Hashes,
+        known: Known,
+        out: &mut Output,
+    ) {
+        let known = if known.sweeps == self.sweeps {
+            known
+        } else {
+            Known::NOTHING
+        };
         match self.admit(offset) {
             Admission::Duplicate => {}
-            Admission::Rebuild => self.rebuild(offset, event, hashes),
-            Admission::New => self.process_new(offset, event, hashes, out),
+            Admission::Rebuild => self.rebuild(offset, event, hashes, known),
+            Admission::New => self.process_new(offset, event, hashes, known, out),
         }
     }
 
@@ -355,19 +402,26 @@ impl PartitionEngine {
 
     /// A replayed event below the checkpoint: aggregated if its window is still in state,
     /// otherwise already accounted for (fired, or counted late) and passed over.
-    fn rebuild(&mut self, offset: u64, event: &Event<'_>, hashes: Hashes) {
+    fn rebuild(&mut self, offset: u64, event: &Event<'_>, hashes: Hashes, known: Known) {
         let start = window_start(event.timestamp_ms);
         if self.is_closed(start) {
             return;
         }
-        self.aggregate(offset, start, event, hashes);
+        self.aggregate(offset, start, event, hashes, known);
         if self.rebuilding.as_ref().and_then(|c| c.highest_offset) == Some(offset) {
             self.rebuilding = None;
         }
     }
 
     #[inline]
-    fn process_new(&mut self, offset: u64, event: &Event<'_>, hashes: Hashes, out: &mut Output) {
+    fn process_new(
+        &mut self,
+        offset: u64,
+        event: &Event<'_>,
+        hashes: Hashes,
+        known: Known,
+        out: &mut Output,
+    ) {
         self.highest_offset = Some(offset);
         self.idle.events_since_tick = true;
         let ts = event.timestamp_ms;
@@ -385,7 +439,7 @@ impl PartitionEngine {
             return;
         }
         self.stats.events += 1;
-        let (group, window) = self.aggregate(offset, start, event, hashes);
+        let (group, window) = self.aggregate(offset, start, event, hashes, known);
         let group = &self.groups[group];
         if group.fired {
             // Within the allowed lateness: the window's corrected count replaces the old one.
@@ -414,14 +468,18 @@ impl PartitionEngine {
         start: i64,
         event: &Event<'_>,
         hashes: Hashes,
+        known: Known,
     ) -> (usize, usize) {
         let g = self.group_index(start, offset);
         // A product id is needed only while its windows are open; four billion of them at
         // once cannot be held in memory, so running out of ids is not a case to handle.
-        let product = self
-            .products
-            .intern(event.product_id.as_bytes(), hashes.product)
-            .unwrap_or(u32::MAX - 1);
+        let product = match known.product {
+            Some(id) => id,
+            None => self
+                .products
+                .intern(event.product_id.as_bytes(), hashes.product)
+                .unwrap_or(u32::MAX - 1),
+        };
         let group = &mut self.groups[g];
         let w = match group.index.get(product) {
             Some(w) => w as usize,
@@ -440,7 +498,10 @@ impl PartitionEngine {
         let window = &mut group.windows[w];
         window.events += 1;
         match &mut window.users {
-            Users::Exact(count) => match self.users.intern(event.user_id.as_bytes(), hashes.user) {
+            Users::Exact(count) => match known
+                .user
+                .or_else(|| self.users.intern(event.user_id.as_bytes(), hashes.user))
+            {
                 Some(user) => *count += u64::from(group.pairs.insert(pair(product, user))),
                 None => {
                     // Four billion live user ids: keep counting this window, approximately.
@@ -479,15 +540,21 @@ impl PartitionEngine {
         // A window whose end the watermark already passed (possible within the allowed
         // lateness) counts as fired: its first event emits a result at once.
         let fired = self.watermark_ms.is_some_and(|wm| start + MINUTE_MS <= wm);
+        // A new newest minute is likely as busy as the last one: size it so, once.
+        let (windows, pairs) = if at == self.groups.len() {
+            self.last_group
+        } else {
+            (0, 0)
+        };
         self.groups.insert(
             at,
             Group {
                 start_ms: start,
                 fired,
                 first_offset: offset,
-                index: IdMap::new(),
-                windows: Vec::new(),
-                pairs: KeySet::new(),
+                index: IdMap::with_expected(windows),
+                windows: Vec::with_capacity(windows),
+                pairs: KeySet::with_expected(pairs),
             },
         );
         self.recompute_next_change();
@@ -509,6 +576,7 @@ impl PartitionEngine {
             let expired = self.groups[at].start_ms + MINUTE_MS + self.allowed_lateness_ms <= wm;
             if expired {
                 let group = self.groups.remove(at);
+                self.last_group = (group.windows.len(), group.pairs.len());
                 if !group.fired {
                     self.emit_all(group, out);
                 }
@@ -535,6 +603,7 @@ impl PartitionEngine {
     /// Frees the product and user ids that no window in state refers to any more, and
     /// renumbers the pair keys when an interner renumbered its ids.
     fn free_unused_ids(&mut self) {
+        self.sweeps += 1;
         let mut live = vec![false; self.products.id_bound() as usize];
         for (product, _) in self.groups.iter().flat_map(|g| g.index.iter()) {
             live[product as usize] = true;
@@ -930,6 +999,7 @@ mod tests {
         let mut want: BTreeMap<(String, i64), (BTreeSet<u32>, u64)> = BTreeMap::new();
         let mut e = engine(EngineConfig::default());
         let mut out = Output::default();
+        let mut batch = Vec::new();
         for (offset, s) in Sample::new(config).enumerate() {
             let w = want
                 .entry((s.product_id(), window_start(s.timestamp_ms)))
@@ -937,8 +1007,17 @@ mod tests {
             w.0.insert(s.user);
             w.1 += 1;
             e.process(offset as u64, &s.to_event(), &mut out);
+            batch.push((offset as u64, s.to_event()));
         }
         e.flush(&mut out);
+        // The batch path, whose look-ahead ids must survive the sweeps between batches.
+        let mut b = engine(EngineConfig::default());
+        let mut batched = Output::default();
+        for chunk in batch.chunks(100) {
+            b.process_batch(chunk, &mut batched);
+        }
+        b.flush(&mut batched);
+        assert_eq!(keys(&batched), keys(&out));
         let want: Vec<_> = want
             .into_iter()
             .map(|((p, start), (users, n))| (p, start, users.len() as u64, n))

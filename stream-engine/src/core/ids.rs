@@ -2,10 +2,17 @@
 //! minute and its product-to-window map. Keys are dense small integers, so Fibonacci hashing
 //! of the key is all the hashing they need, and a slot is eight bytes.
 
-/// Slots are resized past a 75 % load.
+/// Slots are resized past a 75 % load (the small maps).
 #[inline]
 fn over_load(len: usize, capacity: usize) -> bool {
     len * 4 >= capacity * 3
+}
+
+/// The pair sets take most inserts as new keys, whose linear probe runs to an empty slot:
+/// they are kept at most half full, where such a probe averages 2.5 slots (8.5 at 75 %).
+#[inline]
+fn over_half(len: usize, capacity: usize) -> bool {
+    len * 2 >= capacity
 }
 
 #[inline]
@@ -28,6 +35,13 @@ impl KeySet {
         Self::default()
     }
 
+    /// A set that holds `len` keys before it grows.
+    pub fn with_expected(len: usize) -> Self {
+        let mut set = Self::default();
+        set.reserve(len);
+        set
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -40,7 +54,7 @@ impl KeySet {
     #[inline]
     pub fn insert(&mut self, key: u64) -> bool {
         debug_assert_ne!(key, 0);
-        if over_load(self.len + 1, self.slots.len()) {
+        if over_half(self.len + 1, self.slots.len()) {
             self.grow();
         }
         let mask = self.slots.len() - 1;
@@ -86,13 +100,20 @@ impl KeySet {
     }
 
     fn reserve(&mut self, len: usize) {
-        while over_load(len, self.slots.len()) {
-            self.grow();
+        let mut capacity = self.slots.len().max(16);
+        while over_half(len, capacity) {
+            capacity *= 2;
+        }
+        if capacity > self.slots.len() {
+            self.grow_to(capacity);
         }
     }
 
     fn grow(&mut self) {
-        let capacity = (self.slots.len() * 2).max(16);
+        self.grow_to((self.slots.len() * 2).max(16));
+    }
+
+    fn grow_to(&mut self, capacity: usize) {
         let old = std::mem::replace(&mut self.slots, vec![0; capacity]);
         self.shift = 64 - capacity.trailing_zeros();
         let mask = capacity - 1;
@@ -131,6 +152,15 @@ impl IdMap {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A map that holds `len` entries before it grows.
+    pub fn with_expected(len: usize) -> Self {
+        let mut map = Self::default();
+        while over_load(len, map.slots.len()) {
+            map.grow();
+        }
+        map
     }
 
     #[inline]

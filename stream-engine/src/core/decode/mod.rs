@@ -17,6 +17,8 @@ use serde_json::value::RawValue;
 
 use super::time::{TimestampError, parse_rfc3339_ms};
 
+mod scan;
+
 /// Longest accepted `user_id` and `product_id`, in bytes.
 pub const MAX_ID_LEN: usize = 128;
 /// Longest accepted `event_type`, in bytes.
@@ -155,6 +157,15 @@ pub fn decode_event(input: &[u8]) -> Result<Event<'_>, Rejection> {
             ),
         ));
     }
+    if let Some(fields) = scan::event(input) {
+        return fields.validate();
+    }
+    decode_with_serde(input)
+}
+
+/// The general path: serde_json with the field-by-field visitor. It decides every input the
+/// fast scanner passes on, and classifies every rejection.
+pub(crate) fn decode_with_serde(input: &[u8]) -> Result<Event<'_>, Rejection> {
     // Checking UTF-8 once for the whole text lets the parser skip it per string, which is
     // faster than `from_slice` (measured; see BENCHMARKS.md).
     let text = std::str::from_utf8(input).map_err(|e| {
@@ -179,7 +190,7 @@ fn syntax_error(e: &serde_json::Error) -> Rejection {
     Rejection::new(RejectReason::InvalidJson, None, e.to_string())
 }
 
-const FIELDS: [&str; 5] = [
+pub(crate) const FIELDS: [&str; 5] = [
     "user_id",
     "product_id",
     "event_type",
@@ -190,15 +201,15 @@ const FIELDS: [&str; 5] = [
 /// The fields as read, before validation. The visitor records the first field-level problem
 /// and keeps reading, so that a syntax error later in the text still wins as `invalid_json`.
 #[derive(Default)]
-struct RawFields<'a> {
-    strings: [Option<Cow<'a, str>>; 4],
-    seen: [bool; 5],
-    metadata_len: Option<usize>,
-    metadata_is_object: bool,
+pub(crate) struct RawFields<'a> {
+    pub(crate) strings: [Option<Cow<'a, str>>; 4],
+    pub(crate) seen: [bool; 5],
+    pub(crate) metadata_len: Option<usize>,
+    pub(crate) metadata_is_object: bool,
 }
 
 impl<'a> RawFields<'a> {
-    fn validate(self) -> Result<Event<'a>, Rejection> {
+    pub(crate) fn validate(self) -> Result<Event<'a>, Rejection> {
         let RawFields {
             strings: [user_id, product_id, event_type, timestamp],
             metadata_len,
@@ -307,8 +318,8 @@ impl<'de> Visitor<'de> for EventVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = RawFields::default();
         let mut problem: Option<Rejection> = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let Some(slot) = FIELDS.iter().position(|f| *f == key) else {
+        while let Some(FieldKey(field)) = map.next_key::<FieldKey>()? {
+            let Some(slot) = field else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
@@ -385,6 +396,26 @@ fn not_an_object(found: &str) -> Rejection {
         None,
         format!("expected an event object, found {found}"),
     )
+}
+
+/// An object key: the index of a known field in [`FIELDS`], or `None` for any other key.
+/// Read without allocating, whether or not the key could be borrowed.
+struct FieldKey(Option<usize>);
+
+impl<'de> de::Deserialize<'de> for FieldKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FieldKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<FieldKey, E> {
+                Ok(FieldKey(FIELDS.iter().position(|f| *f == key)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// A field value that should be a string; anything else is remembered by kind, not failed on,
@@ -624,6 +655,25 @@ mod tests {
     }
 
     #[test]
+    fn common_events_take_the_fast_path_and_odd_ones_do_not() {
+        assert!(scan::event(GOOD.as_bytes()).is_some());
+        let mut line = Vec::new();
+        crate::sample::Sample::new(crate::sample::SampleConfig::default())
+            .next()
+            .unwrap()
+            .write_json(&mut line);
+        assert!(scan::event(line.trim_ascii_end()).is_some());
+        for odd in [
+            GOOD.replace("u123", "u\\u0031"),
+            GOOD.replace("u123", "caf\u{e9}"),
+            GOOD.replace("\"abc\"", "{\"deep\":1}"),
+            GOOD.replace("\"42\"", "42"),
+        ] {
+            assert!(scan::event(odd.as_bytes()).is_none(), "{odd}");
+        }
+    }
+
+    #[test]
     fn invalid_utf8_is_invalid_json() {
         let mut bytes = GOOD.as_bytes().to_vec();
         bytes[13] = 0xFF;
@@ -650,10 +700,82 @@ mod tests {
         );
     }
 
+    /// Pieces of events in many shapes, common and odd, for the fast/serde equality test.
+    fn event_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let id = prop_oneof![
+            "[a-z0-9]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            Just("\"caf\u{e9}\"".to_string()),
+            Just("\"a\\\"b\"".to_string()),
+            Just("\"tab\\tx\"".to_string()),
+            Just("7".to_string()),
+            Just("null".to_string()),
+            Just("[]".to_string()),
+        ];
+        let ts = prop_oneof![
+            Just("\"2024-01-01T12:00:00Z\"".to_string()),
+            Just("\"2024-01-01T12:00:00.123+02:00\"".to_string()),
+            Just("\"2024-02-30T12:00:00Z\"".to_string()),
+            Just("1704110400".to_string()),
+        ];
+        let kind = prop_oneof![
+            Just("\"VIEW_PRODUCT\"".to_string()),
+            Just("\"view\"".to_string()),
+            Just("\"\"".to_string()),
+        ];
+        let metadata = prop_oneof![
+            Just("{}".to_string()),
+            Just("{\"session_id\":\"abc\",\"n\":-1.5e3,\"ok\":true,\"x\":null}".to_string()),
+            Just("{\"nested\":{\"a\":[1,2]}}".to_string()),
+            Just("null".to_string()),
+            Just("\"text\"".to_string()),
+            Just("[1]".to_string()),
+            Just("{\"n\":01}".to_string()),
+            Just("{\"n\":1.}".to_string()),
+        ];
+        let extra = prop_oneof![
+            Just(String::new()),
+            Just("\"event_id\":\"e-1\",".to_string()),
+            Just("\"event_id\":42,".to_string()),
+            Just("\"extra\":[1,{\"b\":2}],".to_string()),
+            Just("\"user_id\":\"dup\",".to_string()),
+            Just("\"\\u00e9\":1,".to_string()),
+        ];
+        let ws = prop_oneof![Just(""), Just(" "), Just("\n\t ")];
+        (id.clone(), id, kind, ts, metadata, extra, ws, any::<bool>()).prop_map(
+            |(user, product, kind, ts, metadata, extra, ws, with_metadata)| {
+                let metadata = if with_metadata {
+                    format!(",{ws}\"metadata\"{ws}:{ws}{metadata}")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{ws}{{{extra}\"user_id\":{ws}{user},\"product_id\":{product}{ws},\"event_type\":{kind},\"timestamp\":{ts}{metadata}{ws}}}{ws}"
+                )
+            },
+        )
+    }
+
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
         #[test]
         fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let _ = decode_event(&bytes);
+        }
+
+        #[test]
+        fn the_fast_path_agrees_with_serde(text in event_text(), cut in 0usize..400, byte in proptest::num::u8::ANY) {
+            let bytes = text.as_bytes();
+            proptest::prop_assert_eq!(decode_event(bytes), decode_with_serde(bytes));
+            // And on a damaged copy: one byte changed, or the text cut short.
+            let mut damaged = bytes.to_vec();
+            if !damaged.is_empty() {
+                let at = cut % damaged.len();
+                damaged[at] = byte;
+                proptest::prop_assert_eq!(decode_event(&damaged), decode_with_serde(&damaged));
+                proptest::prop_assert_eq!(decode_event(&bytes[..at]), decode_with_serde(&bytes[..at]));
+            }
         }
 
         #[test]

@@ -1,7 +1,7 @@
 //! The fast path of the decoder: a strict scanner for the shape nearly every event has.
 //!
 //! It accepts only a subset of valid JSON, and reads exactly what the serde path would read
-//! from it: an ASCII object whose strings have no escapes, whose known fields are strings
+//! from it: an object whose strings have no escapes, whose known fields are strings
 //! (each at most once), whose `metadata` is `null` or a flat object of scalars, and whose other
 //! fields are scalars. Anything else returns `None` and goes to the serde path, which decides
 //! and classifies it. A property test holds the two paths equal.
@@ -14,11 +14,14 @@ const METADATA: usize = 4;
 
 /// The fields of `input` if it has the common shape.
 pub(crate) fn event(input: &[u8]) -> Option<RawFields<'_>> {
-    // ASCII is valid UTF-8, so every slice below is a valid `str`.
-    if !input.is_ascii() {
-        return None;
-    }
-    let mut s = Scanner { b: input, i: 0 };
+    // Every slice taken below starts and ends next to an ASCII delimiter, so it falls on
+    // character boundaries of the validated text.
+    let text = std::str::from_utf8(input).ok()?;
+    let mut s = Scanner {
+        text,
+        b: input,
+        i: 0,
+    };
     let mut fields = RawFields::default();
     s.ws();
     s.eat(b'{')?;
@@ -27,7 +30,7 @@ pub(crate) fn event(input: &[u8]) -> Option<RawFields<'_>> {
         s.i += 1;
     } else {
         loop {
-            let key = s.string()?;
+            let key = s.string()?.as_bytes();
             s.ws();
             s.eat(b':')?;
             s.ws();
@@ -47,7 +50,7 @@ pub(crate) fn event(input: &[u8]) -> Option<RawFields<'_>> {
                         }
                     } else {
                         let value = s.string()?;
-                        fields.strings[field] = Some(Cow::Borrowed(as_str(value)?));
+                        fields.strings[field] = Some(Cow::Borrowed(value));
                     }
                 }
                 None => s.scalar()?,
@@ -64,11 +67,8 @@ pub(crate) fn event(input: &[u8]) -> Option<RawFields<'_>> {
     (s.i == input.len()).then_some(fields)
 }
 
-fn as_str(bytes: &[u8]) -> Option<&str> {
-    std::str::from_utf8(bytes).ok()
-}
-
 struct Scanner<'a> {
+    text: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -100,16 +100,15 @@ impl<'a> Scanner<'a> {
 
     /// A string without escapes or control characters; its contents.
     #[inline]
-    fn string(&mut self) -> Option<&'a [u8]> {
+    fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
-        let rest = &self.b[self.i..];
-        let end = memchr::memchr(b'"', rest)?;
-        let content = &rest[..end];
-        if content.iter().any(|&c| c < 0x20 || c == b'\\') {
+        let start = self.i;
+        let end = start + memchr::memchr(b'"', &self.b[start..])?;
+        if self.b[start..end].iter().any(|&c| c < 0x20 || c == b'\\') {
             return None;
         }
-        self.i += end + 1;
-        Some(content)
+        self.i = end + 1;
+        self.text.get(start..end)
     }
 
     #[inline]

@@ -121,9 +121,9 @@ fn pair(product: u32, user: u32) -> u64 {
 }
 
 /// Events hashed ahead of the one being applied, their interner slots prefetched.
-const HASH_AHEAD: usize = 16;
+const HASH_AHEAD: usize = 24;
 /// Events whose ids are resolved and pair slot prefetched ahead of the one being applied.
-const PAIR_AHEAD: usize = 6;
+const PAIR_AHEAD: usize = 12;
 
 /// Ids of an event found ahead of applying it, valid while no sweep has run since.
 #[derive(Debug, Clone, Copy)]

@@ -103,10 +103,7 @@ impl<'a> Scanner<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let end = start + memchr::memchr(b'"', &self.b[start..])?;
-        if self.b[start..end].iter().any(|&c| c < 0x20 || c == b'\\') {
-            return None;
-        }
+        let end = start + string_end(&self.b[start..])?;
         self.i = end + 1;
         self.text.get(start..end)
     }
@@ -185,6 +182,71 @@ impl<'a> Scanner<'a> {
     fn digits(&mut self) {
         while self.peek().is_some_and(|c| c.is_ascii_digit()) {
             self.i += 1;
+        }
+    }
+}
+
+/// The index of the closing quote of a string's contents, or `None` if a backslash or a
+/// control character comes first (or no quote does). Eight bytes per step: the first byte
+/// that is `"`, `\\` or below 0x20 is found with word arithmetic, then looked at.
+#[inline]
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Bytes equal to zero set their high bit; borrows can only mark bytes above the first.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let special = zero(word ^ (ONES * u64::from(b'"')))
+            | zero(word ^ (ONES * u64::from(b'\\')))
+            | (word.wrapping_sub(ONES * 0x20) & !word & HIGH);
+        if special != 0 {
+            let i = at + (special.trailing_zeros() / 8) as usize;
+            return (bytes[i] == b'"').then_some(i);
+        }
+        at += 8;
+    }
+    for (i, &c) in bytes.iter().enumerate().skip(at) {
+        match c {
+            b'"' => return Some(i),
+            b'\\' | 0..0x20 => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::string_end;
+
+    #[test]
+    fn string_end_matches_a_byte_loop() {
+        let simple = |b: &[u8]| {
+            for (i, &c) in b.iter().enumerate() {
+                match c {
+                    b'"' => return Some(i),
+                    b'\\' | 0..0x20 => return None,
+                    _ => {}
+                }
+            }
+            None
+        };
+        let alphabet = [
+            b'a', b'"', b'\\', 0x1f, 0x20, 0x7f, 0x80, 0xff, b'0', 0x00, 0x21, 0x5b,
+        ];
+        let mut seed = 7u64;
+        for len in 0..40 {
+            for _ in 0..300 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        alphabet[(seed >> 59) as usize % alphabet.len()]
+                    })
+                    .collect();
+                assert_eq!(string_end(&bytes), simple(&bytes), "{bytes:?}");
+            }
         }
     }
 }

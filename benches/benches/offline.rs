@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ecom_benches::{ndjson, workload};
-use stream_engine::decode_event;
+use stream_engine::{decode_event, decode_with_serde};
 use stream_engine::offline::{self, OfflineConfig, SideOutputs};
 use stream_engine::{Counting, EngineConfig};
 
@@ -18,17 +18,23 @@ fn decode_only(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(EVENTS));
     group.sample_size(10);
-    group.bench_function("events", |b| {
-        b.iter(|| {
-            let mut ok = 0u64;
-            let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', &input) {
-                ok += u64::from(decode_event(&input[start..end]).is_ok());
-                start = end + 1;
-            }
-            black_box(ok)
-        })
-    });
+    let paths: [(&str, fn(&[u8]) -> bool); 2] = [
+        ("events", |line| decode_event(line).is_ok()),
+        ("serde_path_only", |line| decode_with_serde(line).is_ok()),
+    ];
+    for (name, decode) in paths {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut ok = 0u64;
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'\n', &input) {
+                    ok += u64::from(decode(&input[start..end]));
+                    start = end + 1;
+                }
+                black_box(ok)
+            })
+        });
+    }
     group.finish();
 }
 

@@ -20,6 +20,6 @@ pub mod time;
 
 pub use checkpoint::{Checkpoint, CheckpointError, EngineStats};
 pub use config::{ConfigError, Counting, EngineConfig};
-pub use decode::{Event, RejectReason, Rejection, decode_event};
+pub use decode::{Event, RejectReason, Rejection, decode_event, decode_with_serde};
 pub use engine::{PartitionEngine, RestoreError};
 pub use result::{LateEvent, Output, WindowResult};

@@ -165,7 +165,7 @@ pub fn decode_event(input: &[u8]) -> Result<Event<'_>, Rejection> {
 
 /// The general path: serde_json with the field-by-field visitor. It decides every input the
 /// fast scanner passes on, and classifies every rejection.
-pub(crate) fn decode_with_serde(input: &[u8]) -> Result<Event<'_>, Rejection> {
+pub fn decode_with_serde(input: &[u8]) -> Result<Event<'_>, Rejection> {
     // Checking UTF-8 once for the whole text lets the parser skip it per string, which is
     // faster than `from_slice` (measured; see BENCHMARKS.md).
     let text = std::str::from_utf8(input).map_err(|e| {

@@ -326,6 +326,7 @@ impl PartitionEngine {
         self.next_change_ms = i64::MAX;
         self.products = Interner::new();
         self.users = Interner::new();
+        self.sweeps += 1;
     }
 
     /// Where to resume after a crash, and what has been reached. Taken after the results in

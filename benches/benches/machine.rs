@@ -25,7 +25,10 @@ fn cycle(n: usize) -> Vec<u32> {
 }
 
 fn main() {
-    if std::env::args().skip(1).any(|a| !a.starts_with("--") && !"machine".contains(a.as_str())) {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && !"machine".contains(a.as_str()))
+    {
         return;
     }
     println!("| table size | dependent random load | independent random loads |");

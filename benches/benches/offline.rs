@@ -7,9 +7,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ecom_benches::{ndjson, workload};
-use stream_engine::{decode_event, decode_with_serde};
 use stream_engine::offline::{self, OfflineConfig, SideOutputs};
 use stream_engine::{Counting, EngineConfig};
+use stream_engine::{decode_event, decode_with_serde};
 
 const EVENTS: u64 = 1_000_000;
 

@@ -13,12 +13,15 @@ use stream_engine::{decode_event, decode_with_serde};
 
 const EVENTS: u64 = 1_000_000;
 
+/// Whether one line decodes.
+type Decoder = fn(&[u8]) -> bool;
+
 fn decode_only(c: &mut Criterion) {
     let input = ndjson(workload(EVENTS));
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(EVENTS));
     group.sample_size(10);
-    let paths: [(&str, fn(&[u8]) -> bool); 2] = [
+    let paths: [(&str, Decoder); 2] = [
         ("events", |line| decode_event(line).is_ok()),
         ("serde_path_only", |line| decode_with_serde(line).is_ok()),
     ];

@@ -354,9 +354,9 @@ fn up_prints_each_minutes_windows_and_a_summary() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    // 20,000 events at 1,000 per second of event time: the minutes 12:00 and 12:01 at least.
+    // 20 s of event time from 12:00:00, some of it pulled back into 11:59 by the disorder.
+    assert!(stdout.contains("window 2024-01-01T11:59:00Z"), "{stdout}");
     assert!(stdout.contains("window 2024-01-01T12:00:00Z"), "{stdout}");
-    assert!(stdout.contains("window 2024-01-01T12:01:00Z"), "{stdout}");
     assert!(stdout.contains("unique users"), "{stdout}");
     assert!(stdout.contains("20000 events read"), "{stdout}");
 }

@@ -149,10 +149,6 @@ impl Sample {
         }
     }
 
-    pub fn config(&self) -> &SampleConfig {
-        &self.config
-    }
-
     /// The next line of NDJSON into `out`: usually an event, a malformed line with
     /// probability `malformed_fraction`. Returns `false` at the end of the stream.
     pub fn write_line(&mut self, out: &mut Vec<u8>) -> bool {

@@ -38,18 +38,6 @@ pub struct Event<'a> {
     pub timestamp_ms: i64,
 }
 
-impl Event<'_> {
-    /// An owned copy, independent of the input buffer.
-    pub fn into_owned(self) -> Event<'static> {
-        Event {
-            user_id: Cow::Owned(self.user_id.into_owned()),
-            product_id: Cow::Owned(self.product_id.into_owned()),
-            event_type: Cow::Owned(self.event_type.into_owned()),
-            timestamp_ms: self.timestamp_ms,
-        }
-    }
-}
-
 /// The one reason an input was rejected. [`RejectReason::code`] is the stable,
 /// machine-readable name used in summaries, metrics, dead-letter headers and HTTP errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,9 +2,9 @@
 # The whole test suite, on a fresh machine: installs what it needs, then runs every check.
 # `.ci/run` calls exactly this.
 #
-# Today the suite needs only the Rust toolchain; the issues that bring real servers (Kafka
-# protocol broker, DynamoDB and S3 endpoints, PostgreSQL) add their installation and start-up
-# here, so that this one command stays the whole story.
+# The integration tests run against real servers (a Kafka-protocol broker, a DynamoDB and S3
+# endpoint), which scripts/servers.sh installs under target/servers/; each test starts its own
+# instances on free loopback ports (testkit/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,9 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+step "servers"
+scripts/servers.sh install
 
 step "format"
 cargo fmt --all -- --check

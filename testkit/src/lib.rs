@@ -1,0 +1,213 @@
+//! Real servers for the integration tests, each started as its own process on a free loopback
+//! port and killed when dropped, so that tests never share a broker they may stop:
+//!
+//! - [`Broker`]: tansu 0.6.0, a Kafka-protocol broker, in-memory storage;
+//! - [`Moto`]: moto's server, a DynamoDB and S3 endpoint.
+//!
+//! `scripts/servers.sh install` puts both under `target/servers/` (what `scripts/test.sh`
+//! runs first). A test that needs a server and cannot find it fails, saying how to get it:
+//! it never passes without the server.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Where `scripts/servers.sh install` puts the servers.
+fn servers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/servers")
+}
+
+fn find(env: &str, default: PathBuf) -> PathBuf {
+    let path = std::env::var_os(env).map_or(default, PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not found: run `scripts/servers.sh install` (or `scripts/test.sh`), or set {env}",
+        path.display()
+    );
+    path
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(stderr) = child.stderr.as_mut() {
+                let _ = stderr.read_to_string(&mut err);
+            }
+            panic!("{what} exited with {status} before listening: {err}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} within {timeout:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Passes a child's output to the test's output (shown when a test fails), line by line.
+fn forward(child: &mut Child, name: &'static str) {
+    if let Some(stderr) = child.stderr.take() {
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[{name}] {line}");
+            }
+        });
+    }
+    if let Some(stdout) = child.stdout.take() {
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[{name}] {line}");
+            }
+        });
+    }
+}
+
+/// A tansu broker on a free loopback port.
+pub struct Broker {
+    child: Option<Child>,
+    port: u16,
+    binary: PathBuf,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let binary = find("ECOM_TANSU_BIN", servers_dir().join("bin/tansu"));
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            binary,
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let mut child = Command::new(&self.binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.binary.display()));
+        wait_for_port(self.port, &mut child, "tansu", Duration::from_secs(20));
+        forward(&mut child, "tansu");
+        self.child = Some(child);
+    }
+
+    /// `host:port`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Creates a topic (the broker does not create topics on first use).
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new(&self.binary)
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://{}", self.bootstrap())])
+            .stdout(Stdio::null())
+            .status()
+            .expect("tansu topic create runs");
+        assert!(
+            status.success(),
+            "tansu topic create {name} failed: {status}"
+        );
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open and nothing answers, as with a
+    /// broker that hangs or a network that drops everything. Its data is kept.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// Undoes [`Broker::freeze`].
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("broker running").id();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A moto server (DynamoDB, S3) on a free loopback port.
+pub struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let binary = find("ECOM_MOTO_BIN", servers_dir().join("venv/bin/moto_server"));
+        let port = free_port();
+        let mut child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        wait_for_port(port, &mut child, "moto", Duration::from_secs(60));
+        forward(&mut child, "moto");
+        Moto { child, port }
+    }
+
+    /// The endpoint URL, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -41,7 +41,7 @@ use service_common::http_metrics::{HttpMetrics, track};
 use service_common::{ApiError, Ops};
 
 use crate::body::{BodyError, Format, Split};
-use crate::log::{AppendError, EventLog, KafkaLog, KafkaSettings};
+use crate::log::{EventLog, KafkaLog, KafkaSettings};
 
 /// Settings of the ingest service.
 #[derive(Debug, Clone)]
@@ -162,21 +162,15 @@ impl<L: EventLog> Ingest<L> {
                 Ok(Accepted { accepted, rejected })
             }
             Err(e) => {
-                let kind = match e {
-                    AppendError::Unavailable(_) => "unavailable",
-                    AppendError::QueueFull { .. } => "queue_full",
-                };
                 self.metrics
                     .delivery_errors
-                    .get_or_create(&Kind { kind: kind.into() })
+                    .get_or_create(&Kind {
+                        kind: e.code().into(),
+                    })
                     .inc();
                 tracing::warn!(error = %e, events = accepted, "events not acknowledged");
-                let code = match e {
-                    AppendError::Unavailable(_) => "log_unavailable",
-                    AppendError::QueueFull { .. } => "queue_full",
-                };
                 Err(
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, e.to_string())
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
                         .retry_after(1),
                 )
             }

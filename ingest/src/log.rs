@@ -21,6 +21,16 @@ pub enum AppendError {
     QueueFull { in_flight: usize, limit: usize },
 }
 
+impl AppendError {
+    /// The error code of the 503 answer, also the `kind` label of the delivery-error metric.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppendError::Unavailable(_) => "log_unavailable",
+            AppendError::QueueFull { .. } => "queue_full",
+        }
+    }
+}
+
 /// An append-only log of events, keyed.
 pub trait EventLog: Send + Sync + 'static {
     /// Appends every record; resolves `Ok` only once the log has durably acknowledged all of

@@ -25,6 +25,8 @@ enum Command {
     Gen(commands::generate::Args),
     /// The ingestion service: `POST /events` to Kafka.
     Ingest(commands::ingest::Args),
+    /// The windowing engine on Kafka: results to DynamoDB and a results topic.
+    StreamEngine(commands::stream_engine::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,6 +36,7 @@ fn main() -> std::process::ExitCode {
         Command::Window(args) => commands::window::run(args),
         Command::Gen(args) => commands::generate::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
+        Command::StreamEngine(args) => commands::stream_engine::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,11 +2,13 @@
 //! the integration tests; the one-command local mode plugs an in-process log in here.
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use service_common::kafka::{ReplaceableProducer, needs_new_producer};
 
 use crate::body::Record;
 
@@ -58,68 +60,27 @@ pub struct KafkaSettings {
 /// Kafka through an idempotent producer with `acks=all`.
 pub struct KafkaLog {
     settings: KafkaSettings,
-    /// Replaced when the producer hits a fatal error (possible with idempotence, for example
-    /// after the broker lost acknowledged state), which leaves it unusable.
-    producer: RwLock<Arc<FutureProducer>>,
+    producer: ReplaceableProducer,
 }
 
 impl KafkaLog {
     pub fn new(settings: KafkaSettings) -> Result<Self, KafkaError> {
-        let producer = RwLock::new(Arc::new(create_producer(&settings)?));
+        let producer = ReplaceableProducer::new(producer_config(&settings))?;
         Ok(KafkaLog { settings, producer })
     }
 
     fn producer(&self) -> Arc<FutureProducer> {
-        let current = self
-            .producer
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        match current.client().fatal_error() {
-            Some((code, reason)) => {
-                tracing::error!(%code, %reason, "Kafka producer failed fatally");
-                self.replace(&current)
-            }
-            None => current,
-        }
+        self.producer.get()
     }
 
-    /// Puts a new producer (a new producer id) in place of `broken`, unless another request
-    /// already did.
-    fn replace(&self, broken: &Arc<FutureProducer>) -> Arc<FutureProducer> {
-        let mut slot = self.producer.write().unwrap_or_else(|e| e.into_inner());
-        if !Arc::ptr_eq(&slot, broken) {
-            return slot.clone();
-        }
-        match create_producer(&self.settings) {
-            Ok(fresh) => {
-                tracing::warn!("replaced the Kafka producer");
-                *slot = Arc::new(fresh);
-            }
-            Err(e) => tracing::error!(error = %e, "cannot create a Kafka producer"),
-        }
-        slot.clone()
+    fn replace(&self, broken: &Arc<FutureProducer>) {
+        self.producer.replace(broken);
     }
 }
 
-/// Errors after which an idempotent producer's id is no good: the broker lost or fenced its
-/// sequence state (tansu fences a producer whose epoch was bumped after a timeout). Only a
-/// new producer (a new id) gets through.
-fn needs_new_producer(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::ProducerFenced
-                | RDKafkaErrorCode::InvalidProducerEpoch
-                | RDKafkaErrorCode::UnknownProducerId
-                | RDKafkaErrorCode::OutOfOrderSequenceNumber
-                | RDKafkaErrorCode::InvalidProducerIdMapping
-        )
-    )
-}
-
-fn create_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaError> {
-    service_common::kafka::client_config(&settings.bootstrap_servers)
+fn producer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = service_common::kafka::client_config(&settings.bootstrap_servers);
+    config
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set(
@@ -132,8 +93,8 @@ fn create_producer(settings: &KafkaSettings) -> Result<FutureProducer, KafkaErro
         .set(
             "queue.buffering.max.messages",
             (settings.max_in_flight.max(1) * 2).to_string(),
-        )
-        .create()
+        );
+    config
 }
 
 impl EventLog for KafkaLog {

@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod ingest;
+pub mod stream_engine;
 pub mod up;
 pub mod window;
 

@@ -1,0 +1,369 @@
+//! The [`ResultStore`] on DynamoDB.
+//!
+//! - Results: table `DYNAMODB_TABLE`, partition key `product_id` (S), sort key `window_start`
+//!   (S, RFC 3339), and `window_end`, `unique_user_count`, `event_count`, `approximate`.
+//! - Checkpoints: table `DYNAMODB_CHECKPOINT_TABLE`, key `stream_partition` (S) =
+//!   `group/topic/partition`, holding the checkpoint as JSON and its `next_offset` (N).
+//!
+//! Every write is conditional, so that a slower or zombie instance never replaces newer data:
+//! a result only replaces one with at most as many events (`event_count` only grows over the
+//! re-fires of a window, and is equal for a replayed emission), a checkpoint only one with at
+//! most the same next offset. BatchWriteItem cannot carry conditions, so a commit's results
+//! are written as conditional PutItems, many in flight at once; throttling and transient
+//! errors are retried with backoff.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus,
+};
+use futures_util::StreamExt;
+
+use super::metrics::Metrics;
+use super::sink::{ResultStore, Retry, SinkError, Written, with_retries};
+use crate::core::time::format_rfc3339_ms;
+use crate::core::{Checkpoint, WindowResult};
+
+/// Where the store writes.
+#[derive(Debug, Clone)]
+pub struct DynamoSettings {
+    pub table: String,
+    pub checkpoint_table: String,
+    /// Identifies the stream whose checkpoints these are: `group/topic`.
+    pub stream: String,
+    /// How long a failing write is retried before the engine gives up (and restarts).
+    pub retry_for: Duration,
+    /// Result writes in flight at once.
+    pub concurrency: usize,
+}
+
+pub struct DynamoStore {
+    client: Client,
+    settings: DynamoSettings,
+    metrics: Metrics,
+}
+
+const SINK: &str = "dynamodb";
+
+impl DynamoStore {
+    pub fn new(client: Client, settings: DynamoSettings, metrics: Metrics) -> Self {
+        DynamoStore {
+            client,
+            settings,
+            metrics,
+        }
+    }
+
+    /// A client configured the AWS SDK's way: `AWS_REGION`, credentials from the default
+    /// chain, and `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB` for a local endpoint.
+    pub async fn client_from_env() -> Client {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Client::new(&config)
+    }
+
+    /// Creates the results and checkpoint tables when missing (on demand capacity) and waits
+    /// until they are active.
+    pub async fn ensure_tables(&self) -> Result<(), SinkError> {
+        let s = &self.settings;
+        self.ensure_table(
+            &s.table,
+            &[
+                ("product_id", KeyType::Hash),
+                ("window_start", KeyType::Range),
+            ],
+        )
+        .await?;
+        self.ensure_table(&s.checkpoint_table, &[("stream_partition", KeyType::Hash)])
+            .await
+    }
+
+    async fn ensure_table(&self, table: &str, keys: &[(&str, KeyType)]) -> Result<(), SinkError> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| SinkError {
+            sink: SINK,
+            message: format!("{what} table {table}: {e}"),
+        };
+        let exists = match self.client.describe_table().table_name(table).send().await {
+            Ok(_) => true,
+            Err(e) if e.code() == Some("ResourceNotFoundException") => false,
+            Err(e) => return Err(fail("cannot describe", &DisplayErr(&e))),
+        };
+        if !exists {
+            let mut create = self
+                .client
+                .create_table()
+                .table_name(table)
+                .billing_mode(BillingMode::PayPerRequest);
+            for (name, key_type) in keys {
+                create = create
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name(*name)
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .map_err(|e| fail("cannot define", &e))?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(*name)
+                            .key_type(key_type.clone())
+                            .build()
+                            .map_err(|e| fail("cannot define", &e))?,
+                    );
+            }
+            match create.send().await {
+                Ok(_) => tracing::info!(table, "created DynamoDB table"),
+                // Another instance created it first.
+                Err(e) if e.code() == Some("ResourceInUseException") => {}
+                Err(e) => return Err(fail("cannot create", &DisplayErr(&e))),
+            }
+        }
+        for _ in 0..120 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| fail("cannot describe", &DisplayErr(&e)))?;
+            let status = described.table().and_then(|t| t.table_status());
+            if status == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(fail("timed out waiting for", &"ACTIVE status"))
+    }
+
+    async fn put_result(&self, result: &WindowResult) -> Result<Written, SinkError> {
+        let item = [
+            (
+                "product_id",
+                AttributeValue::S(result.product_id.to_string()),
+            ),
+            (
+                "window_start",
+                AttributeValue::S(format_rfc3339_ms(result.window_start_ms)),
+            ),
+            (
+                "window_end",
+                AttributeValue::S(format_rfc3339_ms(result.window_end_ms())),
+            ),
+            (
+                "unique_user_count",
+                AttributeValue::N(result.unique_users.to_string()),
+            ),
+            ("event_count", AttributeValue::N(result.events.to_string())),
+            ("approximate", AttributeValue::Bool(result.approximate)),
+        ];
+        let events = AttributeValue::N(result.events.to_string());
+        self.conditional_put(
+            &self.settings.table,
+            &item,
+            "product_id",
+            "event_count",
+            events,
+        )
+        .await
+    }
+
+    /// PutItem unless the stored item's `field` is greater than `value`; retried while the
+    /// failure is transient.
+    async fn conditional_put(
+        &self,
+        table: &str,
+        item: &[(&str, AttributeValue)],
+        key: &str,
+        field: &str,
+        value: AttributeValue,
+    ) -> Result<Written, SinkError> {
+        let attempt = || {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(table)
+                .condition_expression("attribute_not_exists(#k) OR #f <= :v")
+                .expression_attribute_names("#k", key)
+                .expression_attribute_names("#f", field)
+                .expression_attribute_values(":v", value.clone());
+            for (name, v) in item {
+                put = put.item(*name, v.clone());
+            }
+            put.send()
+        };
+        let outcome = with_retries(
+            self.settings.retry_for,
+            |e| self.classify(e),
+            || async {
+                match attempt().await {
+                    Ok(_) => Ok(Written::Stored),
+                    Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                        Ok(Written::Superseded)
+                    }
+                    Err(e) => Err(e),
+                }
+            },
+        )
+        .await;
+        outcome.map_err(|e| SinkError {
+            sink: SINK,
+            message: format!("PutItem on {table}: {}", DisplayErr(&e)),
+        })
+    }
+
+    /// Counts the error and says whether to retry it.
+    fn classify<E, R>(&self, e: &SdkError<E, R>) -> Retry
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (kind, retry) = match e {
+            SdkError::TimeoutError(_) => ("timeout", Retry::Yes),
+            SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                ("unavailable", Retry::Yes)
+            }
+            _ => match e.code() {
+                Some(
+                    "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "LimitExceededException",
+                ) => ("throttled", Retry::Yes),
+                Some("InternalServerError" | "ServiceUnavailable" | "InternalFailure") => {
+                    ("unavailable", Retry::Yes)
+                }
+                _ => ("permanent", Retry::No),
+            },
+        };
+        self.metrics.sink_error(SINK, kind);
+        tracing::warn!(kind, error = %DisplayErr(e), "DynamoDB request failed");
+        retry
+    }
+
+    fn checkpoint_key(&self, partition: u32) -> AttributeValue {
+        AttributeValue::S(format!("{}/{partition}", self.settings.stream))
+    }
+}
+
+impl ResultStore for DynamoStore {
+    async fn put_results(&self, results: &[WindowResult]) -> Result<usize, SinkError> {
+        // One write per key: a re-fire in the same commit supersedes the first emission.
+        let mut latest: Vec<&WindowResult> = results.iter().collect();
+        latest.sort_by(|a, b| {
+            (&a.product_id, a.window_start_ms, a.events).cmp(&(
+                &b.product_id,
+                b.window_start_ms,
+                b.events,
+            ))
+        });
+        latest.dedup_by(|later, earlier| {
+            // `dedup_by` keeps the first of a run; make it the one with the most events.
+            let same = later.product_id == earlier.product_id
+                && later.window_start_ms == earlier.window_start_ms;
+            if same {
+                std::mem::swap(later, earlier);
+            }
+            same
+        });
+        let writes: Vec<_> = latest.into_iter().map(|r| self.put_result(r)).collect();
+        let mut writes =
+            futures_util::stream::iter(writes).buffer_unordered(self.settings.concurrency.max(1));
+        let mut superseded = 0;
+        while let Some(written) = writes.next().await {
+            if written? == Written::Superseded {
+                superseded += 1;
+            }
+        }
+        Ok(superseded)
+    }
+
+    async fn load_checkpoint(&self, partition: u32) -> Result<Option<Checkpoint>, SinkError> {
+        let table = &self.settings.checkpoint_table;
+        let got = with_retries(
+            self.settings.retry_for,
+            |e| self.classify(e),
+            || {
+                self.client
+                    .get_item()
+                    .table_name(table)
+                    .key("stream_partition", self.checkpoint_key(partition))
+                    .consistent_read(true)
+                    .send()
+            },
+        )
+        .await
+        .map_err(|e| SinkError {
+            sink: SINK,
+            message: format!("GetItem on {table}: {}", DisplayErr(&e)),
+        })?;
+        let Some(item) = got.item() else {
+            return Ok(None);
+        };
+        let text = match item.get("checkpoint") {
+            Some(AttributeValue::S(text)) => text,
+            _ => {
+                return Err(SinkError {
+                    sink: SINK,
+                    message: format!(
+                        "the checkpoint item of partition {partition} in {table} has no `checkpoint` string"
+                    ),
+                });
+            }
+        };
+        serde_json::from_str(text).map(Some).map_err(|e| SinkError {
+            sink: SINK,
+            message: format!(
+                "the checkpoint of partition {partition} in {table} is not valid: {e}"
+            ),
+        })
+    }
+
+    async fn save_checkpoint(
+        &self,
+        partition: u32,
+        checkpoint: &Checkpoint,
+    ) -> Result<Written, SinkError> {
+        let next_offset = checkpoint.highest_offset.map_or(0, |h| h + 1);
+        let json = serde_json::to_string(checkpoint).map_err(|e| SinkError {
+            sink: SINK,
+            message: format!("cannot encode a checkpoint: {e}"),
+        })?;
+        let mut item = vec![
+            ("stream_partition", self.checkpoint_key(partition)),
+            ("checkpoint", AttributeValue::S(json)),
+            ("next_offset", AttributeValue::N(next_offset.to_string())),
+            (
+                "resume_offset",
+                AttributeValue::N(checkpoint.resume_offset.to_string()),
+            ),
+        ];
+        if let Some(watermark) = checkpoint.watermark_ms {
+            item.push(("watermark", AttributeValue::S(format_rfc3339_ms(watermark))));
+        }
+        self.conditional_put(
+            &self.settings.checkpoint_table,
+            &item,
+            "stream_partition",
+            "next_offset",
+            AttributeValue::N(next_offset.to_string()),
+        )
+        .await
+    }
+}
+
+/// An SDK error with its causes: the SDK's own `Display` says only "service error".
+struct DisplayErr<'a, E>(&'a E);
+
+impl<E: std::error::Error> std::fmt::Display for DisplayErr<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

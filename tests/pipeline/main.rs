@@ -19,7 +19,7 @@ use support::*;
 /// End to end: 300,000 generated events POSTed to ingest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_to_dynamodb_and_results_topic_equal_the_oracle() {
-    let _serial = serial();
+    let _serial = serial().await;
     let stack = Stack::start();
     let engine = stack.engine(&[]);
     engine.wait_healthy().await;
@@ -48,7 +48,7 @@ async fn ingest_to_dynamodb_and_results_topic_equal_the_oracle() {
 /// `kill -9` of the engine at random moments, three times, while events flow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_killed_three_times_mid_stream_loses_and_doubles_nothing() {
-    let _serial = serial();
+    let _serial = serial().await;
     let stack = Stack::start();
     let mut engine = stack.engine(&[]);
     engine.wait_healthy().await;
@@ -96,7 +96,7 @@ async fn engine_killed_three_times_mid_stream_loses_and_doubles_nothing() {
 /// Four partitions; one engine, then a second and a third while events flow, then two stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engines_joining_and_leaving_the_group_keep_results_exact() {
-    let _serial = serial();
+    let _serial = serial().await;
     let stack = Stack::start();
     let first = stack.engine(&[]);
     first.wait_healthy().await;
@@ -135,7 +135,7 @@ async fn engines_joining_and_leaving_the_group_keep_results_exact() {
 /// client that retries its refused requests once the broker is back gets every event counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_gets_503s_and_every_accepted_event_is_counted() {
-    let _serial = serial();
+    let _serial = serial().await;
     let stack = Stack::start();
     let engine = stack.engine(&[]);
     engine.wait_healthy().await;
@@ -191,7 +191,7 @@ async fn broker_outage_gets_503s_and_every_accepted_event_is_counted() {
 /// with their reason; the engine counts them and keeps going.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_go_to_the_dead_letter_topic() {
-    let _serial = serial();
+    let _serial = serial().await;
     let stack = Stack::start();
     let engine = stack.engine(&[]);
     engine.wait_healthy().await;

@@ -5,27 +5,58 @@
 //! - Checkpoints: table `DYNAMODB_CHECKPOINT_TABLE`, key `stream_partition` (S) =
 //!   `group/topic/partition`, holding the checkpoint as JSON and its `next_offset` (N).
 //!
-//! Every write is conditional, so that a slower or zombie instance never replaces newer data:
-//! a result only replaces one with at most as many events (`event_count` only grows over the
-//! re-fires of a window, and is equal for a replayed emission), a checkpoint only one with at
-//! most the same next offset. BatchWriteItem cannot carry conditions, so a commit's results
-//! are written as conditional PutItems, many in flight at once; throttling and transient
-//! errors are retried with backoff.
+//! A slower or zombie instance must never replace newer data. How results are written depends
+//! on whether a window can have more than one result ([`ResultWrites::for_engine`]):
+//! - [`ResultWrites::Batched`]: every result is final and a function of the partition's log
+//!   alone (no allowed lateness, no idle timeout), so every instance that writes a key writes
+//!   the same value, and overwriting is harmless. BatchWriteItem, 25 items a request, several
+//!   requests in flight; unprocessed items are retried with backoff.
+//! - [`ResultWrites::Conditional`]: re-fires (allowed lateness) or processing-time watermarks
+//!   (idle timeout) can give a key several values. A result only replaces one with at most as
+//!   many events (`event_count` only grows over the re-fires of a window, and is equal for a
+//!   replayed emission). BatchWriteItem cannot carry conditions, so these are conditional
+//!   PutItems, many in flight.
+//!
+//! A checkpoint only replaces one with at most the same next offset, always (conditional
+//! PutItem). Throttling and transient errors are retried with backoff.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, TableStatus, WriteRequest,
 };
 use futures_util::StreamExt;
 
 use super::metrics::Metrics;
 use super::sink::{ResultStore, Retry, SinkError, Written, with_retries};
 use crate::core::time::format_rfc3339_ms;
-use crate::core::{Checkpoint, WindowResult};
+use crate::core::{Checkpoint, EngineConfig, WindowResult};
+
+/// How results are written; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultWrites {
+    Batched,
+    Conditional,
+}
+
+impl ResultWrites {
+    /// Batched exactly when the engine emits each window once, with a value that depends only
+    /// on the input log.
+    pub fn for_engine(config: &EngineConfig) -> Self {
+        if config.allowed_lateness.is_zero() && config.idle_timeout.is_none() {
+            ResultWrites::Batched
+        } else {
+            ResultWrites::Conditional
+        }
+    }
+}
+
+/// BatchWriteItem's limit.
+const BATCH_ITEMS: usize = 25;
 
 /// Where the store writes.
 #[derive(Debug, Clone)]
@@ -43,16 +74,23 @@ pub struct DynamoSettings {
 pub struct DynamoStore {
     client: Client,
     settings: DynamoSettings,
+    writes: ResultWrites,
     metrics: Metrics,
 }
 
 const SINK: &str = "dynamodb";
 
 impl DynamoStore {
-    pub fn new(client: Client, settings: DynamoSettings, metrics: Metrics) -> Self {
+    pub fn new(
+        client: Client,
+        settings: DynamoSettings,
+        writes: ResultWrites,
+        metrics: Metrics,
+    ) -> Self {
         DynamoStore {
             client,
             settings,
+            writes,
             metrics,
         }
     }
@@ -138,35 +176,78 @@ impl DynamoStore {
     }
 
     async fn put_result(&self, result: &WindowResult) -> Result<Written, SinkError> {
-        let item = [
-            (
-                "product_id",
-                AttributeValue::S(result.product_id.to_string()),
-            ),
-            (
-                "window_start",
-                AttributeValue::S(format_rfc3339_ms(result.window_start_ms)),
-            ),
-            (
-                "window_end",
-                AttributeValue::S(format_rfc3339_ms(result.window_end_ms())),
-            ),
-            (
-                "unique_user_count",
-                AttributeValue::N(result.unique_users.to_string()),
-            ),
-            ("event_count", AttributeValue::N(result.events.to_string())),
-            ("approximate", AttributeValue::Bool(result.approximate)),
-        ];
         let events = AttributeValue::N(result.events.to_string());
         self.conditional_put(
             &self.settings.table,
-            &item,
+            &result_item(result),
             "product_id",
             "event_count",
             events,
         )
         .await
+    }
+
+    /// BatchWriteItem of up to 25 results, retrying unprocessed items and transient errors.
+    async fn write_batch(&self, results: &[&WindowResult]) -> Result<(), SinkError> {
+        let table = &self.settings.table;
+        let mut pending = results
+            .iter()
+            .map(|r| {
+                let item: HashMap<String, AttributeValue> = result_item(r)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SinkError {
+                sink: SINK,
+                message: format!("cannot build a write request: {e}"),
+            })?;
+        let started = std::time::Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let sent = with_retries(
+                self.settings.retry_for,
+                |e| self.classify(e),
+                || {
+                    self.client
+                        .batch_write_item()
+                        .request_items(table, pending.clone())
+                        .send()
+                },
+            )
+            .await
+            .map_err(|e| SinkError {
+                sink: SINK,
+                message: format!("BatchWriteItem on {table}: {}", DisplayErr(&e)),
+            })?;
+            pending = sent
+                .unprocessed_items()
+                .and_then(|u| u.get(table.as_str()))
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            // Unprocessed items are how DynamoDB throttles part of a batch.
+            self.metrics.sink_error(SINK, "unprocessed");
+            if started.elapsed() + backoff > self.settings.retry_for {
+                return Err(SinkError {
+                    sink: SINK,
+                    message: format!(
+                        "{} items still unprocessed after {:?}",
+                        pending.len(),
+                        self.settings.retry_for
+                    ),
+                });
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
     }
 
     /// PutItem unless the stored item's `field` is greater than `value`; retried while the
@@ -267,9 +348,20 @@ impl ResultStore for DynamoStore {
             }
             same
         });
+        let concurrency = self.settings.concurrency.max(1);
+        if self.writes == ResultWrites::Batched {
+            let batches: Vec<_> = latest
+                .chunks(BATCH_ITEMS)
+                .map(|batch| self.write_batch(batch))
+                .collect();
+            let mut batches = futures_util::stream::iter(batches).buffer_unordered(concurrency);
+            while let Some(written) = batches.next().await {
+                written?;
+            }
+            return Ok(0);
+        }
         let writes: Vec<_> = latest.into_iter().map(|r| self.put_result(r)).collect();
-        let mut writes =
-            futures_util::stream::iter(writes).buffer_unordered(self.settings.concurrency.max(1));
+        let mut writes = futures_util::stream::iter(writes).buffer_unordered(concurrency);
         let mut superseded = 0;
         while let Some(written) = writes.next().await {
             if written? == Written::Superseded {
@@ -351,6 +443,30 @@ impl ResultStore for DynamoStore {
         )
         .await
     }
+}
+
+/// The item of a window result.
+fn result_item(result: &WindowResult) -> Vec<(&'static str, AttributeValue)> {
+    vec![
+        (
+            "product_id",
+            AttributeValue::S(result.product_id.to_string()),
+        ),
+        (
+            "window_start",
+            AttributeValue::S(format_rfc3339_ms(result.window_start_ms)),
+        ),
+        (
+            "window_end",
+            AttributeValue::S(format_rfc3339_ms(result.window_end_ms())),
+        ),
+        (
+            "unique_user_count",
+            AttributeValue::N(result.unique_users.to_string()),
+        ),
+        ("event_count", AttributeValue::N(result.events.to_string())),
+        ("approximate", AttributeValue::Bool(result.approximate)),
+    ]
 }
 
 /// An SDK error with its causes: the SDK's own `Display` says only "service error".

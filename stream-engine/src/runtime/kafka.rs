@@ -416,7 +416,11 @@ fn consumer_config(settings: &SourceSettings) -> ClientConfig {
                 .max(100)
                 .to_string(),
         )
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        // Once the local queue is full (100,000 records), librdkafka pauses fetching for this
+        // long; its default (1 s) leaves a consumer that processes a little slower than it
+        // fetches idle most of the time.
+        .set("fetch.queue.backoff.ms", "10");
     config
 }
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use service_common::kafka::TopicSpec;
 
-use self::dynamo::{DynamoSettings, DynamoStore};
+use self::dynamo::{DynamoSettings, DynamoStore, ResultWrites};
 use self::kafka::{KafkaResultLog, OutputTopics, SourceSettings};
 use self::metrics::Metrics;
 use self::worker::Worker;
@@ -62,9 +62,12 @@ pub async fn run(
     let metrics = Metrics::register(&mut registry);
 
     let client = DynamoStore::client_from_env().await;
+    let writes = ResultWrites::for_engine(&settings.engine);
+    tracing::info!(?writes, "DynamoDB result writes");
     let store = Arc::new(DynamoStore::new(
         client,
         settings.dynamo.clone(),
+        writes,
         metrics.clone(),
     ));
     let bootstrap = &settings.source.bootstrap_servers;

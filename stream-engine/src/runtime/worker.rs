@@ -25,6 +25,10 @@ use crate::core::{
     Checkpoint, EngineConfig, EngineStats, Event, Output, PartitionEngine, decode_event,
 };
 
+/// Output records held while the sink pipeline is busy, above which the worker waits for it
+/// instead of reading on.
+const MAX_BACKLOG: usize = 500_000;
+
 /// One record of the input log.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
@@ -272,8 +276,17 @@ impl<S: ResultStore> Worker<S> {
     }
 
     /// Hands everything emitted so far, and the checkpoints of the partitions that moved, to
-    /// the sink pipeline. With `wait`, returns once they are stored.
+    /// the sink pipeline. With `wait`, returns once they are stored. Without, it defers while
+    /// the pipeline already has a commit queued (unless the backlog is large), so that slow
+    /// sinks get bigger commits rather than stalling the reading.
     pub fn commit(&mut self, wait: bool) -> Result<(), WorkerError> {
+        let backlog =
+            self.pending.results.len() + self.pending.late.len() + self.pending.dead.len();
+        if !wait && self.commits.capacity() == 0 && backlog < MAX_BACKLOG {
+            // The pipeline already has a commit queued: keep processing and hand over a bigger
+            // commit once it takes one (checked again at every tick).
+            return Ok(());
+        }
         self.last_commit = Instant::now();
         for (&partition, state) in &mut self.partitions {
             let checkpoint = state.engine.checkpoint();

@@ -301,8 +301,16 @@ impl<S: ResultStore> ConsumerContext for SourceContext<S> {
 /// Largest number of records handed to the worker at once.
 const MAX_BATCH: usize = 4096;
 
-/// Runs the consumer on the calling thread until `stop` is set or the worker fails: reads,
-/// processes, commits. On the way out, everything processed is stored and checkpointed.
+/// Records read together, with the rebalance generation they were read in.
+struct Batch<'a> {
+    generation: u64,
+    messages: Vec<BorrowedMessage<'a>>,
+}
+
+/// Runs the consumer until `stop` is set or the worker fails: reads on the calling thread
+/// (where the rebalance callbacks run too) and processes on a second one, so that reading the
+/// next records overlaps processing the last. On the way out, everything processed is stored
+/// and checkpointed, and the group is left.
 pub fn run_source<S: ResultStore>(
     settings: &SourceSettings,
     worker: Worker<S>,
@@ -323,50 +331,18 @@ pub fn run_source<S: ResultStore>(
         .subscribe(&[&settings.topic])
         .map_err(|e| source_error(format!("cannot subscribe to {}: {e}", settings.topic)))?;
     let context = consumer.context();
-    let result = loop {
-        if stop.load(Ordering::Relaxed) {
-            break Ok(());
-        }
-        if let Some(e) = context
-            .fatal
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            break Err(e);
-        }
-        let generation = context.generation.load(Ordering::SeqCst);
-        let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(64);
-        let mut wait = Duration::from_millis(50);
-        while batch.len() < MAX_BATCH {
-            match consumer.poll(wait) {
-                Some(Ok(message)) => batch.push(message),
-                Some(Err(e)) => {
-                    metrics.source_errors.inc();
-                    tracing::debug!(error = %e, "consumer error");
-                    break;
-                }
-                None => break,
-            }
-            wait = Duration::ZERO;
-        }
-        if context.generation.load(Ordering::SeqCst) != generation {
-            // A rebalance ran inside poll: positions were reset to the checkpoints.
-            batch.clear();
-        }
-        let runs = group_by_partition(&batch);
-        let stored = {
-            let mut worker = context.worker();
-            for (partition, records) in &runs {
-                worker.process(*partition, records);
-            }
-            if let Err(e) = worker.tick() {
-                break Err(e);
-            }
-            worker.take_stored()
-        };
-        commit_offsets(&consumer, &settings.topic, &stored, CommitMode::Async);
-    };
+    let result = std::thread::scope(|scope| {
+        let (batches, received) = std::sync::mpsc::sync_channel::<Batch<'_>>(2);
+        let processor = std::thread::Builder::new()
+            .name("stream-process".into())
+            .spawn_scoped(scope, || process(&consumer, &settings.topic, received))
+            .map_err(|e| source_error(format!("cannot start the processing thread: {e}")))?;
+        let read = read(&consumer, &metrics, stop, &processor, batches);
+        let processed = processor
+            .join()
+            .unwrap_or_else(|_| Err(source_error("the processing thread panicked".into())));
+        read.and(processed)
+    });
     let result = result.and_then(|()| {
         let mut worker = context.worker();
         worker.commit(true)?;
@@ -388,6 +364,94 @@ pub fn run_source<S: ResultStore>(
         let _ = consumer.poll(Duration::from_millis(50));
     }
     result
+}
+
+/// The reading loop: polls batches and hands them to the processing thread until told to
+/// stop, the worker fails, or the processing thread ends.
+fn read<'a, S: ResultStore>(
+    consumer: &'a BaseConsumer<SourceContext<S>>,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+    processor: &std::thread::ScopedJoinHandle<'_, Result<(), WorkerError>>,
+    batches: std::sync::mpsc::SyncSender<Batch<'a>>,
+) -> Result<(), WorkerError> {
+    let context = consumer.context();
+    loop {
+        if stop.load(Ordering::Relaxed) || processor.is_finished() {
+            return Ok(());
+        }
+        if let Some(e) = context
+            .fatal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            return Err(e);
+        }
+        let generation = context.generation.load(Ordering::SeqCst);
+        let mut messages = Vec::with_capacity(64);
+        let mut wait = Duration::from_millis(50);
+        while messages.len() < MAX_BATCH {
+            match consumer.poll(wait) {
+                Some(Ok(message)) => messages.push(message),
+                Some(Err(e)) => {
+                    metrics.source_errors.inc();
+                    tracing::debug!(error = %e, "consumer error");
+                    break;
+                }
+                None => break,
+            }
+            wait = Duration::ZERO;
+        }
+        if messages.is_empty() || context.generation.load(Ordering::SeqCst) != generation {
+            // Nothing, or a rebalance ran inside poll (positions were reset to the
+            // checkpoints, so these records will be read again).
+            continue;
+        }
+        if batches
+            .send(Batch {
+                generation,
+                messages,
+            })
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// The processing loop: feeds batches to the worker, ticks it at least every 50 ms, and
+/// commits consumer offsets as checkpoints are stored. Returns when the reader hangs up.
+fn process<S: ResultStore>(
+    consumer: &BaseConsumer<SourceContext<S>>,
+    topic: &str,
+    received: std::sync::mpsc::Receiver<Batch<'_>>,
+) -> Result<(), WorkerError> {
+    let context = consumer.context();
+    loop {
+        let batch = match received.recv_timeout(Duration::from_millis(50)) {
+            Ok(batch) => Some(batch),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let stored = {
+            let mut worker = context.worker();
+            // Checked under the worker's lock, which the rebalance callback takes after
+            // bumping the generation: a batch read before a rebalance never reaches the
+            // partitions' new state.
+            if let Some(batch) = &batch
+                && batch.generation == context.generation.load(Ordering::SeqCst)
+            {
+                for (partition, records) in group_by_partition(&batch.messages) {
+                    worker.process(partition, &records);
+                }
+            }
+            worker.tick()?;
+            worker.take_stored()
+        };
+        drop(batch);
+        commit_offsets(consumer, topic, &stored, CommitMode::Async);
+    }
 }
 
 fn source_error(message: String) -> WorkerError {

@@ -10,11 +10,12 @@
 //! - [`dynamo`]: results and checkpoints in DynamoDB;
 //! - [`metrics`]: what `/metrics` shows.
 //!
-//! Threads: the consumer, the worker and the rebalance callbacks run on one dedicated thread;
-//! the sinks and the HTTP endpoints on a tokio runtime. The worker hands each commit to the
-//! sink pipeline and goes on reading; it blocks only when the pipeline is a commit behind, and
-//! when partitions are revoked (their output must be stored before another instance resumes
-//! them).
+//! Threads: one reads (the consumer's polls, and so its rebalance callbacks), one processes
+//! (the worker, behind a mutex the callbacks also take); the sinks and the HTTP endpoints run
+//! on a tokio runtime. The worker hands each commit to the sink pipeline and goes on; while the
+//! pipeline has a commit queued it keeps collecting into a bigger one, and it blocks only when
+//! that backlog is very large, and when partitions are revoked (their output must be stored
+//! before another instance resumes them).
 
 pub mod dynamo;
 pub mod kafka;

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, env = "KAFKA_INPUT_PARTITIONS", default_value_t = 4)]
     partitions: i32,
     /// Do not create the topic when it is missing.
-    #[arg(long, env = "ECOM_NO_CREATE")]
+    #[arg(long, env = "ECOM_NO_CREATE", value_parser = clap::builder::BoolishValueParser::new())]
     no_create: bool,
 }
 

@@ -67,7 +67,7 @@ pub struct Args {
     #[arg(long, env = "ECOM_IDLE_TIMEOUT", value_parser = parse_duration)]
     idle_timeout: Option<Duration>,
     /// Count unique users with HyperLogLog++ (about 0.8 % error, at most 16 KiB per window).
-    #[arg(long, env = "ECOM_APPROX")]
+    #[arg(long, env = "ECOM_APPROX", value_parser = clap::builder::BoolishValueParser::new())]
     approx: bool,
     /// How often output is stored and partitions checkpointed.
     #[arg(long, env = "ECOM_COMMIT_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
@@ -79,7 +79,7 @@ pub struct Args {
     #[arg(long, env = "ECOM_DYNAMODB_CONCURRENCY", default_value_t = 32)]
     dynamodb_concurrency: usize,
     /// Do not create missing topics and tables.
-    #[arg(long, env = "ECOM_NO_CREATE")]
+    #[arg(long, env = "ECOM_NO_CREATE", value_parser = clap::builder::BoolishValueParser::new())]
     no_create: bool,
 }
 

@@ -43,6 +43,10 @@ async fn ingest_to_dynamodb_and_results_topic_equal_the_oracle() {
     let metrics = engine.metrics().await;
     assert_eq!(metric(&metrics, "stream_events_total"), events.len() as f64);
     assert_eq!(metric(&metrics, "stream_events_late_total"), 0.0);
+    // SIGTERM: both stop cleanly.
+    let (mut engine, mut ingest) = (engine, ingest);
+    assert!(ingest.terminate().success());
+    assert!(engine.terminate().success());
 }
 
 /// `kill -9` of the engine at random moments, three times, while events flow. With an
@@ -192,9 +196,10 @@ async fn broker_outage_gets_503s_and_every_accepted_event_is_counted() {
 }
 
 /// Records that are not events, produced straight to the topic, go to the dead-letter topic
-/// with their reason; the engine counts them and keeps going.
+/// with their reason, and late events to the late-events topic; the engine counts both and
+/// keeps going.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_records_go_to_the_dead_letter_topic() {
+async fn bad_records_go_to_the_dead_letter_topic_and_late_events_to_theirs() {
     let _serial = serial().await;
     let stack = Stack::start();
     let engine = stack.engine(&[]);
@@ -202,6 +207,15 @@ async fn bad_records_go_to_the_dead_letter_topic() {
 
     let mut events = generate(20_000, 5);
     events.extend(sentinels(&events));
+    // After the sentinels every partition's first minute has fired: these three are late.
+    let first = events[0].clone();
+    let late: Vec<_> = (1..=3)
+        .map(|product| stream_engine::sample::SampleEvent {
+            product,
+            ..first.clone()
+        })
+        .collect();
+    events.extend(late.iter().cloned());
     let bad: [(&str, Option<&[u8]>); 6] = [
         ("invalid_json", Some(b"{\"user_id\":")),
         ("not_an_object", Some(b"[1,2]")),
@@ -248,6 +262,90 @@ async fn bad_records_go_to_the_dead_letter_topic() {
         );
         assert_eq!(counted, n as f64, "{code}");
     }
-    assert_eq!(metric(&metrics, "stream_events_total"), events.len() as f64);
+    assert_eq!(
+        metric(&metrics, "stream_events_total"),
+        (events.len() - late.len()) as f64
+    );
+    assert_eq!(
+        metric(&metrics, "stream_events_late_total"),
+        late.len() as f64
+    );
+    let mut late_products: Vec<String> = stack
+        .read_topic(LATE_EVENTS)
+        .iter()
+        .map(|record| {
+            assert!(record.header("ecom-source-partition").is_some());
+            let value: serde_json::Value =
+                serde_json::from_slice(&record.payload).expect("JSON late event");
+            assert_eq!(
+                record.key.as_deref(),
+                value["product_id"].as_str().map(str::as_bytes)
+            );
+            assert!(value["watermark"].as_str().is_some(), "{value}");
+            value["product_id"].as_str().expect("product_id").to_owned()
+        })
+        .collect();
+    late_products.sort();
+    assert_eq!(late_products, ["p1", "p2", "p3"]);
     engine.wait_healthy().await;
+}
+
+/// A partition that goes quiet closes its windows by processing time after the idle timeout:
+/// no event ever moves the watermark past the last window here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_partitions_close_their_windows_after_the_idle_timeout() {
+    let _serial = serial().await;
+    let stack = Stack::start();
+    let engine = stack.engine(&[("ECOM_IDLE_TIMEOUT", "1s")]);
+    engine.wait_healthy().await;
+
+    // 6 s of events ending just before 12:01:00: the watermark stops near 12:00:49, so the
+    // 12:00 window needs about 11 s of idleness to close.
+    let events: Vec<_> = stream_engine::sample::Sample::new(stream_engine::sample::SampleConfig {
+        events: 6_000,
+        products: 50,
+        users: 500,
+        events_per_second: 1_000,
+        start_ms: 1_704_110_453_000, // 2024-01-01T12:00:53Z
+        seed: 6,
+        ..Default::default()
+    })
+    .collect();
+    let records: Vec<_> = events
+        .iter()
+        .map(|event| {
+            let mut line = Vec::new();
+            event.write_json(&mut line);
+            line.pop();
+            (event.product_id().into_bytes(), Some(line))
+        })
+        .collect();
+    stack.produce(&records).await;
+    // Every window of these events, as if the stream had gone on.
+    let mut closed = events.clone();
+    closed.extend(sentinels(&events));
+    let expected = oracle(&closed);
+    assert!(!expected.is_empty());
+    assert!(oracle(&events).is_empty(), "no window closes by event time");
+    stack
+        .wait_for_results(&expected, Duration::from_secs(90))
+        .await;
+}
+
+/// With creation switched off and no tables, the engine stops at once with an error instead
+/// of running without anywhere to store results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_tables_and_not_allowed_to_create_them_the_engine_exits() {
+    let _serial = serial().await;
+    let stack = Stack::start();
+    let (status, stderr) = stack.run_to_exit(
+        "stream-engine",
+        &[("ECOM_NO_CREATE", "1")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(status.code(), Some(2), "{status}: {stderr}");
+    assert!(
+        stderr.contains("table ecom-analytics does not exist"),
+        "{stderr}"
+    );
 }

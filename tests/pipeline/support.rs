@@ -18,6 +18,7 @@ use testkit::{Broker, Moto, free_port};
 pub const INPUT: &str = "ecom-raw-events";
 pub const RESULTS: &str = "ecom-analytics-results";
 pub const DEAD_LETTERS: &str = "ecom-dead-letters";
+pub const LATE_EVENTS: &str = "ecom-late-events";
 pub const TABLE: &str = "ecom-analytics";
 pub const PARTITIONS: u32 = 4;
 const OUT_OF_ORDERNESS_MS: i64 = 10_000;
@@ -57,7 +58,7 @@ impl Stack {
         }
     }
 
-    fn service(&self, subcommand: &str, env: &[(&str, &str)]) -> Service {
+    fn service(&self, subcommand: &str, env: &[(&str, &str)], stderr: Stdio) -> Service {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecom"));
         command
@@ -72,21 +73,39 @@ impl Stack {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in env {
             command.env(k, v);
         }
-        let child = command.spawn().expect("ecom starts");
+        let mut child = command.spawn().expect("ecom starts");
         Service {
+            stderr: child.stderr.take(),
             child: Some(child),
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
         }
     }
 
+    /// Runs `ecom <subcommand>` until it stops by itself (within `timeout`): its exit status
+    /// and standard error.
+    pub fn run_to_exit(
+        &self,
+        subcommand: &str,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> (ExitStatus, String) {
+        let mut service = self.service(subcommand, env, Stdio::piped());
+        let status = service.wait_exit(timeout);
+        let mut stderr = String::new();
+        if let Some(mut pipe) = service.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("stderr");
+        }
+        (status, stderr)
+    }
+
     /// `ecom ingest`.
     pub fn ingest(&self, env: &[(&str, &str)]) -> Service {
-        self.service("ingest", env)
+        self.service("ingest", env, Stdio::inherit())
     }
 
     /// `ecom stream-engine`, committing often and leaving the group quickly when killed.
@@ -96,7 +115,7 @@ impl Stack {
             ("KAFKA_SESSION_TIMEOUT", "6s"),
         ];
         all.extend_from_slice(env);
-        self.service("stream-engine", &all)
+        self.service("stream-engine", &all, Stdio::inherit())
     }
 
     /// Every item of the results table.
@@ -288,6 +307,7 @@ impl Received {
 /// An `ecom` process; killed when dropped.
 pub struct Service {
     child: Option<Child>,
+    stderr: Option<std::process::ChildStderr>,
     url: String,
     http: reqwest::Client,
 }
@@ -362,6 +382,22 @@ impl Service {
         if let Some(mut child) = self.child.take() {
             child.kill().expect("kill -9");
             child.wait().expect("reaped");
+        }
+    }
+
+    /// The exit status of a process that stops by itself within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("still running after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

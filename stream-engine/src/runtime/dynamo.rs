@@ -118,6 +118,30 @@ impl DynamoStore {
             .await
     }
 
+    /// Checks that both tables exist (when the engine is not to create them).
+    pub async fn check_tables(&self) -> Result<(), SinkError> {
+        for table in [&self.settings.table, &self.settings.checkpoint_table] {
+            match self.client.describe_table().table_name(table).send().await {
+                Ok(_) => {}
+                Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                    return Err(SinkError {
+                        sink: SINK,
+                        message: format!(
+                            "table {table} does not exist (create it, or let the engine create it by unsetting ECOM_NO_CREATE)"
+                        ),
+                    });
+                }
+                Err(e) => {
+                    return Err(SinkError {
+                        sink: SINK,
+                        message: format!("cannot describe table {table}: {}", DisplayErr(&e)),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn ensure_table(&self, table: &str, keys: &[(&str, KeyType)]) -> Result<(), SinkError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| SinkError {
             sink: SINK,

@@ -85,6 +85,8 @@ pub async fn run(
             topic(&settings.outputs.dead_letter, 1),
         ];
         service_common::kafka::ensure_topics(bootstrap, &topics, Duration::from_secs(30)).await?;
+    } else {
+        store.check_tables().await.map_err(|e| e.to_string())?;
     }
     let log = Arc::new(
         KafkaResultLog::new(

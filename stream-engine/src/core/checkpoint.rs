@@ -54,7 +54,12 @@ impl Checkpoint {
         if self.version != Self::VERSION {
             return Err(CheckpointError::Version(self.version));
         }
-        let next = self.highest_offset.map_or(0, |h| h.saturating_add(1));
+        // Kafka offsets are non-negative i64s.
+        let limit = i64::MAX as u64;
+        if self.resume_offset > limit || self.highest_offset.is_some_and(|h| h >= limit) {
+            return Err(CheckpointError::OffsetOutOfRange);
+        }
+        let next = self.highest_offset.map_or(0, |h| h + 1);
         if self.resume_offset > next {
             return Err(CheckpointError::ResumeBeyondProgress {
                 resume_offset: self.resume_offset,
@@ -82,4 +87,6 @@ pub enum CheckpointError {
     },
     #[error("checkpoint has a watermark but no event time")]
     WatermarkWithoutEvents,
+    #[error("checkpoint offsets are beyond the range of Kafka offsets")]
+    OffsetOutOfRange,
 }

@@ -312,10 +312,16 @@ impl PartitionEngine {
     /// Passes processing time (any monotonic clock, in milliseconds). When the partition has
     /// had no events for the idle timeout, its watermark advances with processing time from
     /// where it stood at the last event, so that its windows close even when input stops.
+    ///
+    /// Ticks during the replay after a restore are ignored: windows still being rebuilt must
+    /// not close, and idleness is measured from the end of the replay.
     pub fn tick(&mut self, now_ms: i64, out: &mut Output) {
         let Some(timeout) = self.idle_timeout_ms else {
             return;
         };
+        if self.rebuilding.is_some() {
+            return;
+        }
         let idle = &mut self.idle;
         match idle.last_activity {
             Some((since, base)) if !idle.events_since_tick => {
@@ -410,7 +416,13 @@ impl PartitionEngine {
         }
         self.last_seen = Some(offset);
         if let Some(restored) = &self.rebuilding {
-            if restored.highest_offset.is_some_and(|h| offset <= h) {
+            if let Some(highest) = restored.highest_offset
+                && offset <= highest
+            {
+                if offset == highest {
+                    // The replay is complete once this one is applied.
+                    self.rebuilding = None;
+                }
                 return Admission::Rebuild;
             }
             self.rebuilding = None;
@@ -426,9 +438,6 @@ impl PartitionEngine {
             return;
         }
         self.aggregate(offset, start, event, hashes, known);
-        if self.rebuilding.as_ref().and_then(|c| c.highest_offset) == Some(offset) {
-            self.rebuilding = None;
-        }
     }
 
     #[inline]
@@ -884,6 +893,34 @@ mod tests {
         e.tick(50_000, &mut out);
         e.tick(60_000, &mut out);
         assert_eq!(e.watermark_ms(), Some(at("2024-01-01T12:01:00Z")));
+    }
+
+    #[test]
+    fn idle_time_does_not_count_during_a_replay() {
+        let config = EngineConfig {
+            idle_timeout: Some(Duration::from_secs(30)),
+            ..EngineConfig::default()
+        };
+        let mut e = engine(config.clone());
+        let mut out = Output::default();
+        e.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        e.process(1, &event("p", "b", "2024-01-01T12:00:31Z"), &mut out);
+        let checkpoint = e.checkpoint();
+        let mut restored = PartitionEngine::restore(&config, &checkpoint).unwrap();
+        restored.process(0, &event("p", "a", "2024-01-01T12:00:30Z"), &mut out);
+        // A long pause in the middle of the replay closes nothing: the window is half rebuilt.
+        restored.tick(0, &mut out);
+        restored.tick(100_000, &mut out);
+        assert!(out.is_empty());
+        restored.process(1, &event("p", "b", "2024-01-01T12:00:31Z"), &mut out);
+        // Replay complete: idleness counts from here and the window closes with both users.
+        restored.tick(200_000, &mut out);
+        restored.tick(300_000, &mut out);
+        assert_eq!(
+            keys(&out),
+            vec![("p".into(), at("2024-01-01T12:00:00Z"), 2, 2)]
+        );
+        assert_eq!(restored.checkpoint().highest_offset, Some(1));
     }
 
     #[test]

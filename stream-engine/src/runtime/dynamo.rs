@@ -97,8 +97,17 @@ impl DynamoStore {
 
     /// A client configured the AWS SDK's way: `AWS_REGION`, credentials from the default
     /// chain, and `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB` for a local endpoint.
+    /// Each attempt gets 10 s and each call (its retries included) 30 s, so that a stalled
+    /// endpoint surfaces as an error to retry instead of hanging the pipeline.
     pub async fn client_from_env() -> Client {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(Duration::from_secs(10))
+            .operation_timeout(Duration::from_secs(30))
+            .build();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .load()
+            .await;
         Client::new(&config)
     }
 

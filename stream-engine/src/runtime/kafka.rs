@@ -113,9 +113,10 @@ impl ResultLog for KafkaResultLog {
     async fn publish(&self, commit: &Commit) -> Result<(), SinkError> {
         let outgoing = encode(&self.topics, commit);
         let mut todo: Vec<&Outgoing<'_>> = outgoing.iter().collect();
-        let started = Instant::now();
+        let mut started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
+            let attempted = todo.len();
             let producer = self.producer.get();
             let mut deliveries = Vec::with_capacity(todo.len());
             let mut failed = Vec::new();
@@ -157,6 +158,10 @@ impl ResultLog for KafkaResultLog {
             }
             if failed.is_empty() {
                 return Ok(());
+            }
+            if failed.len() < attempted {
+                // Progress: the budget is for a log that delivers nothing.
+                started = Instant::now();
             }
             let kind = match &last_error {
                 Some(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => "queue_full",
@@ -204,8 +209,10 @@ struct SourceContext<S: ResultStore> {
 }
 
 impl<S: ResultStore> SourceContext<S> {
-    fn worker(&self) -> MutexGuard<'_, Worker<S>> {
-        self.worker.lock().unwrap_or_else(|e| e.into_inner())
+    /// The worker, unless a panic while processing left it half-updated: then nothing more
+    /// may be stored or checkpointed from it.
+    fn worker(&self) -> Result<MutexGuard<'_, Worker<S>>, WorkerError> {
+        self.worker.lock().map_err(|_| WorkerError::Panicked)
     }
 
     fn fail(&self, e: WorkerError) {
@@ -229,7 +236,9 @@ impl<S: ResultStore> ClientContext for SourceContext<S> {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
         };
-        let worker = self.worker();
+        let Ok(worker) = self.worker() else {
+            return;
+        };
         for (&partition, stats) in &topic.partitions {
             if let Ok(partition) = u32::try_from(partition)
                 && worker.owns(partition)
@@ -258,7 +267,7 @@ impl<S: ResultStore> ConsumerContext for SourceContext<S> {
         let partitions = self.partitions(tpl);
         let outcome = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                match self.worker().assign(&partitions) {
+                match self.worker().and_then(|mut w| w.assign(&partitions)) {
                     Ok(seeks) => {
                         for (partition, resume) in seeks {
                             let offset =
@@ -278,15 +287,19 @@ impl<S: ResultStore> ConsumerContext for SourceContext<S> {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                if let Err(e) = self.worker().revoke(&partitions) {
+                if let Err(e) = self.worker().and_then(|mut w| w.revoke(&partitions)) {
                     self.fail(e);
                 }
                 consumer.unassign()
             }
             other => {
+                // Whatever the list says, this instance gives up everything it owns.
                 tracing::error!(error = ?other, "rebalance failed");
-                let owned = partitions;
-                if let Err(e) = self.worker().revoke(&owned) {
+                let revoked = self.worker().and_then(|mut w| {
+                    let owned = w.owned();
+                    w.revoke(&owned)
+                });
+                if let Err(e) = revoked {
                     self.fail(e);
                 }
                 consumer.unassign()
@@ -343,14 +356,22 @@ pub fn run_source<S: ResultStore>(
             .unwrap_or_else(|_| Err(source_error("the processing thread panicked".into())));
         read.and(processed)
     });
-    let result = result.and_then(|()| {
-        let mut worker = context.worker();
-        worker.commit(true)?;
-        let stored = worker.take_stored();
-        drop(worker);
-        commit_offsets(&consumer, &settings.topic, &stored, CommitMode::Sync);
-        Ok(())
-    });
+    // A failure recorded by a callback during the last polls.
+    let fatal = context
+        .fatal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let result = result
+        .and_then(|()| fatal.map_or(Ok(()), Err))
+        .and_then(|()| {
+            let mut worker = context.worker()?;
+            worker.commit(true)?;
+            let stored = worker.take_stored();
+            drop(worker);
+            commit_offsets(&consumer, &settings.topic, &stored, CommitMode::Sync);
+            Ok(())
+        });
     // Leaving the group revokes the partitions (through the callback) so that the others
     // take them over at once.
     consumer.unsubscribe();
@@ -435,7 +456,7 @@ fn process<S: ResultStore>(
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         };
         let stored = {
-            let mut worker = context.worker();
+            let mut worker = context.worker()?;
             // Checked under the worker's lock, which the rebalance callback takes after
             // bumping the generation: a batch read before a rebalance never reaches the
             // partitions' new state.

@@ -116,12 +116,12 @@ impl Metrics {
         );
         r.register(
             "stream_consumer_lag_records",
-            "Records in the partition not read yet (from the client's statistics)",
+            "Records from the committed offset (the oldest record still feeding an open window) to the end of the partition, from the client's statistics",
             m.consumer_lag.clone(),
         );
         r.register(
             "stream_checkpoint_age_seconds",
-            "Time since the partition's checkpoint was last stored",
+            "Time since the partition's checkpoint was last stored (it is only stored when it moves, so a quiet partition's age grows)",
             m.checkpoint_age.clone(),
         );
         r.register(

@@ -182,6 +182,7 @@ pub async fn run(
     let drained = pipeline.await.map_err(|e| e.to_string())?;
     let _ = stop_server.send(());
     let _ = server.await;
-    outcome.map_err(|e| e.to_string())?;
-    drained.map_err(|e| e.to_string())
+    // A sink's own error first: the engine thread then only knows that the pipeline stopped.
+    drained.map_err(|e| e.to_string())?;
+    outcome.map_err(|e| e.to_string())
 }

@@ -147,15 +147,17 @@ pub async fn run_pipeline<S: ResultStore, L: ResultLog>(
                         "a further checkpoint is stored already (another instance owns or owned the partition)"
                     );
                 }
-                Ok::<_, SinkError>(Stored {
+                Ok::<_, SinkError>((written == Written::Stored).then_some(Stored {
                     partition: *partition,
                     resume_offset: checkpoint.resume_offset,
-                })
+                }))
             }
         });
         for saved in futures_util::future::join_all(saves).await {
-            // The receiver is gone only when the worker stopped; nothing is lost then.
-            let _ = stored.send(saved?);
+            if let Some(saved) = saved? {
+                // The receiver is gone only when the worker stopped; nothing is lost then.
+                let _ = stored.send(saved);
+            }
         }
         if !commit.checkpoints.is_empty() {
             observe(&metrics, "checkpoint", started);

@@ -47,6 +47,8 @@ pub enum WorkerError {
     Checkpoint { partition: u32, message: String },
     #[error("the sink pipeline stopped")]
     PipelineStopped,
+    #[error("processing panicked; nothing more is stored from this instance")]
+    Panicked,
 }
 
 struct Partition {
@@ -154,6 +156,10 @@ impl<S: ResultStore> Worker<S> {
         }
         self.metrics.assigned.set(self.partitions.len() as i64);
         committed
+    }
+
+    pub fn owned(&self) -> Vec<u32> {
+        self.partitions.keys().copied().collect()
     }
 
     pub fn owns(&self, partition: u32) -> bool {

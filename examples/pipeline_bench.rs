@@ -9,14 +9,15 @@
 
 use std::time::{Duration, Instant};
 
+use event_log::kafka::KafkaReaderSettings;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use result_store::dynamo::DynamoSettings;
 use stream_engine::EngineConfig;
-use stream_engine::runtime::Settings;
-use stream_engine::runtime::dynamo::DynamoSettings;
-use stream_engine::runtime::kafka::{OutputTopics, SourceSettings};
 use stream_engine::sample::{Sample, SampleConfig};
+use stream_runtime::Settings;
+use stream_runtime::kafka::OutputTopics;
 use testkit::{Broker, Moto, free_port};
 
 const TOPIC: &str = "bench-events";
@@ -69,7 +70,7 @@ fn report(name: &str, events: u64, took: Duration) {
 
 /// Produces the generated stream, keyed by product; returns the payload bytes.
 async fn fill(broker: &Broker, events: u64) -> u64 {
-    let producer: FutureProducer = service_common::kafka::client_config(&broker.bootstrap())
+    let producer: FutureProducer = event_log::kafka::client_config(&broker.bootstrap())
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "20")
         .set("batch.size", "1000000")
@@ -112,7 +113,7 @@ async fn fill(broker: &Broker, events: u64) -> u64 {
 
 /// Reads `events` records with a plain consumer that touches every payload.
 fn bare_consumer(broker: &Broker, group: &str, events: u64) -> Duration {
-    let consumer: BaseConsumer = service_common::kafka::client_config(&broker.bootstrap())
+    let consumer: BaseConsumer = event_log::kafka::client_config(&broker.bootstrap())
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -152,7 +153,7 @@ async fn engine(
     let port = free_port();
     let settings = Settings {
         addr: format!("127.0.0.1:{port}").parse().expect("address"),
-        source: SourceSettings {
+        source: KafkaReaderSettings {
             bootstrap_servers: broker.bootstrap(),
             topic: TOPIC.into(),
             group_id: "bench-engine".into(),
@@ -169,13 +170,14 @@ async fn engine(
             stream: "bench-engine/bench-events".into(),
             retry_for: Duration::from_secs(60),
             concurrency: 32,
+            partitions: PARTITIONS,
         },
         engine: EngineConfig::default(),
         commit_interval: Duration::from_millis(200),
         create: Some(PARTITIONS as i32),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let engine = tokio::spawn(stream_engine::runtime::run(settings, async move {
+    let engine = tokio::spawn(stream_runtime::run(settings, async move {
         let _ = stopped.await;
     }));
     let http = reqwest::Client::new();

@@ -1,4 +1,4 @@
-// Load test of `POST /events`: BATCH events per request (1 or 500), VUS virtual users, for
+// Load test of `POST /api/v1/events`: BATCH events per request (1 or 500), VUS virtual users, for
 // DURATION. Every request must get 202 with every event accepted; the summary gives requests/s,
 // events/s (the `events_accepted` counter) and latency percentiles.
 //
@@ -40,7 +40,7 @@ export default function () {
     events.push(event(__VU * 1000003 + counter++));
   }
   const body = BATCH === 1 ? JSON.stringify(events[0]) : JSON.stringify(events);
-  const res = http.post(`${URL}/events`, body, {
+  const res = http.post(`${URL}/api/v1/events`, body, {
     headers: { 'Content-Type': 'application/json' },
   });
   const ok = check(res, {

@@ -17,16 +17,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the platform on embedded defaults (for now: the engine over a generated stream).
+    /// Run the platform in one process on embedded defaults: ingest, the stream engine and the
+    /// analytics API on an embedded log and store, with demo traffic.
     Up(commands::up::Args),
     /// Offline mode: window an NDJSON file of activity events into NDJSON results.
     Window(commands::window::Args),
     /// Generate a realistic NDJSON activity stream.
     Gen(commands::generate::Args),
-    /// The ingestion service: `POST /events` to Kafka.
+    /// The ingestion service: `POST /api/v1/events` to Kafka.
     Ingest(commands::ingest::Args),
     /// The windowing engine on Kafka: results to DynamoDB and a results topic.
     StreamEngine(commands::stream_engine::Args),
+    /// The analytics API over DynamoDB, its live stream from the results topic.
+    Analytics(commands::analytics::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Gen(args) => commands::generate::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::StreamEngine(args) => commands::stream_engine::run(args),
+        Command::Analytics(args) => commands::analytics::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -343,20 +343,3 @@ fn gen_output_feeds_window() {
         5000
     );
 }
-
-#[test]
-fn up_prints_each_minutes_windows_and_a_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = ecom(&["up", "--events", "20000", "--top", "2"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    // 20 s of event time from 12:00:00, some of it pulled back into 11:59 by the disorder.
-    assert!(stdout.contains("window 2024-01-01T11:59:00Z"), "{stdout}");
-    assert!(stdout.contains("window 2024-01-01T12:00:00Z"), "{stdout}");
-    assert!(stdout.contains("unique users"), "{stdout}");
-    assert!(stdout.contains("20000 events read"), "{stdout}");
-}

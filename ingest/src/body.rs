@@ -1,4 +1,4 @@
-//! A request body into events: the formats `POST /events` accepts, and the validation of each
+//! A request body into events: the formats `POST /api/v1/events` accepts, and the validation of each
 //! event by the engine's own decoder (so that ingest accepts exactly what the engine counts).
 
 use std::borrow::Cow;
@@ -33,12 +33,8 @@ impl Format {
     }
 }
 
-/// A valid event, ready to produce: keyed by its `product_id`, its bytes as received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub key: Bytes,
-    pub value: Bytes,
-}
+/// A valid event, ready to append: keyed by its `product_id`, its bytes as received.
+pub use event_log::Record;
 
 /// An event the body held that was not valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

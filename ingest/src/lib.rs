@@ -1,9 +1,10 @@
 //! Activity-event ingestion (`ecom ingest`).
 //!
-//! `POST /events` takes one event (a JSON object), a JSON array of events, or NDJSON
+//! `POST /api/v1/events` takes one event (a JSON object), a JSON array of events, or NDJSON
 //! (`Content-Type: application/x-ndjson`). Every event is validated by the stream engine's own
-//! decoder ([`body`]), the valid ones are appended to the event log ([`log`]: Kafka, keyed by
-//! `product_id`), and the answer comes only once the log acknowledged all of them:
+//! decoder ([`body`]), the valid ones are appended to the event log (any [`EventLog`]: Kafka,
+//! or the embedded log of `ecom up`; keyed by `product_id`), and the answer comes only once the
+//! log acknowledged all of them:
 //!
 //! | status | when | body |
 //! |---|---|---|
@@ -14,16 +15,15 @@
 //! | 503 + `Retry-After` | log unreachable, too slow, or producer queue full | `{"error": {...}}` |
 //!
 //! Invariant: a 202 means every event it counts was acknowledged by the log (for Kafka:
-//! `acks=all`, idempotent producer). A 503 promises nothing about the events of that request:
+//! `acks=all`, idempotent producer; for the embedded log: synced to disk). A 503 promises nothing about the events of that request:
 //! some may have been appended, so a retry can duplicate them (unique-user counts are not
 //! affected by a duplicate; event counts are).
 
 pub mod body;
-pub mod log;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -31,6 +31,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use event_log::EventLog;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -38,20 +39,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use service_common::http_metrics::{HttpMetrics, track};
-use service_common::{ApiError, Ops};
+use service_common::{ApiError, Ops, ReadyCheck};
 
 use crate::body::{BodyError, Format, Split};
-use crate::log::{EventLog, KafkaLog, KafkaSettings};
+
+/// The route of the service.
+pub const ROUTE: &str = "/api/v1/events";
 
 /// Settings of the ingest service.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub kafka: KafkaSettings,
     /// Bodies over this many bytes are refused with 413.
     pub max_body_bytes: usize,
-    /// Create the topic at start when it is missing, with this many partitions.
-    pub create_topic: Option<i32>,
 }
 
 /// The service: its event log and its metrics.
@@ -94,7 +94,7 @@ impl IngestMetrics {
         );
         registry.register(
             "ingest_producer_queue_depth",
-            "Events handed to the producer and not acknowledged yet",
+            "Events handed to the log and not acknowledged yet",
             m.queue_depth.clone(),
         );
         registry.register(
@@ -191,10 +191,11 @@ impl IntoResponse for Accepted {
     }
 }
 
-/// The `POST /events` router (without the operational routes [`service_common::serve`] adds).
+/// The `POST /api/v1/events` router (without the operational routes
+/// [`service_common::serve`] adds).
 pub fn router<L: EventLog>(ingest: Arc<Ingest<L>>, http: Arc<HttpMetrics>) -> Router {
     Router::new()
-        .route("/events", post(post_events::<L>))
+        .route(ROUTE, post(post_events::<L>))
         // The limit is enforced in the handler, with the structured error.
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)
@@ -246,37 +247,32 @@ async fn post_events<L: EventLog>(
     ingest.accept(format, bytes).await
 }
 
-/// Runs the service on Kafka until `shutdown` resolves.
-pub async fn run(
+/// The service's routes and readiness over `log`, its metrics registered in `registry`: what
+/// [`build`] serves alone, and `ecom up` serves beside the other services.
+pub fn part<L: EventLog>(
+    log: L,
+    max_body_bytes: usize,
+    registry: &mut Registry,
+    http: Arc<HttpMetrics>,
+) -> (Router, ReadyCheck) {
+    let ingest = Ingest::new(log, max_body_bytes, registry);
+    let ready = ingest.clone();
+    let check: ReadyCheck = Arc::new(move || {
+        let ingest = ready.clone();
+        Box::pin(async move { ingest.log().ready().await.map_err(|e| e.to_string()) })
+    });
+    (router(ingest, http), check)
+}
+
+/// The service alone on `config.addr` over `log`, until `shutdown` resolves: the bound address
+/// and the server's future.
+pub async fn build<L: EventLog>(
     config: Config,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
-    if let Some(partitions) = config.create_topic {
-        service_common::kafka::ensure_topics(
-            &config.kafka.bootstrap_servers,
-            &[service_common::kafka::TopicSpec {
-                name: config.kafka.topic.clone(),
-                partitions,
-            }],
-            Duration::from_secs(10),
-        )
-        .await?;
-    }
-    let log = KafkaLog::new(config.kafka.clone()).map_err(|e| e.to_string())?;
+    log: L,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
-    let ingest = Ingest::new(log, config.max_body_bytes, &mut registry);
-    let ready_ingest = ingest.clone();
-    let ops = Ops::new(
-        registry,
-        Arc::new(move || {
-            let ingest = ready_ingest.clone();
-            Box::pin(async move { ingest.log().ready().await })
-        }),
-    );
-    let (addr, server) = service_common::serve(config.addr, router(ingest, http), ops, shutdown)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
-    tracing::info!(%addr, topic = %config.kafka.topic, "ingest listening");
-    server.await.map_err(|e| e.to_string())
+    let (router, ready) = part(log, config.max_body_bytes, &mut registry, http);
+    service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
 }

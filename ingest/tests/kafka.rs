@@ -1,18 +1,13 @@
-//! `POST /events` against a real Kafka-protocol broker (tansu, started by testkit).
+//! `POST /api/v1/events` against a real Kafka-protocol broker (tansu, started by testkit).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ingest::Ingest;
-use ingest::log::{KafkaLog, KafkaSettings};
-use prometheus_client::registry::Registry;
+use event_log::kafka::{KafkaLog, KafkaSettings};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
-use service_common::Ops;
-use service_common::http_metrics::HttpMetrics;
 use stream_engine::core::partitioner::partition_for;
 use testkit::Broker;
 
@@ -33,26 +28,14 @@ async fn start(broker: &Broker, delivery_timeout: Duration, max_body_bytes: usiz
         max_in_flight: 100_000,
     })
     .expect("producer");
-    let mut registry = Registry::default();
-    let http = HttpMetrics::register(&mut registry);
-    let ingest = Ingest::new(log, max_body_bytes, &mut registry);
-    let ready = ingest.clone();
-    let ops = Ops::new(
-        registry,
-        Arc::new(move || {
-            let ready = ready.clone();
-            Box::pin(async move { ingest::log::EventLog::ready(ready.log()).await })
-        }),
-    );
+    let config = ingest::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        max_body_bytes,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) = service_common::serve(
-        "127.0.0.1:0".parse().unwrap(),
-        ingest::router(ingest, http),
-        ops,
-        async {
-            let _ = rx.await;
-        },
-    )
+    let (addr, server) = ingest::build(config, log, async {
+        let _ = rx.await;
+    })
     .await
     .expect("bind");
     tokio::spawn(server);
@@ -77,7 +60,7 @@ impl Service {
     async fn post(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let response = self
             .client
-            .post(format!("{}/events", self.url))
+            .post(format!("{}/api/v1/events", self.url))
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -98,7 +81,7 @@ impl Service {
         let addr = self.url.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let mut request = format!(
-            "POST /events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\n\
+            "POST /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-ndjson\r\n\
              Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         );
         for event in events {
@@ -131,7 +114,7 @@ impl Service {
 
 /// Every record of the topic, as (partition, key, payload).
 fn consume_all(broker: &Broker, expected: usize) -> Vec<(u32, String, Value)> {
-    let consumer: BaseConsumer = service_common::kafka::client_config(&broker.bootstrap())
+    let consumer: BaseConsumer = event_log::kafka::client_config(&broker.bootstrap())
         .set("group.id", "ingest-test")
         .set("enable.auto.commit", "false")
         .create()
@@ -228,7 +211,7 @@ async fn accepted_events_are_in_the_topic_keyed_and_partitioned_by_product() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"ingest_events_rejected_total{reason="missing_field"} 1"#));
-    assert!(metrics.contains(r#"http_requests_total{route="/events",status="202"} 3"#));
+    assert!(metrics.contains(r#"http_requests_total{route="/api/v1/events",status="202"} 3"#));
     assert!(metrics.contains("http_request_duration_seconds_bucket"));
     assert!(metrics.contains("ingest_producer_queue_depth 0"));
 }

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ingest::Config;
-use ingest::log::KafkaSettings;
+use anyhow::Context;
+use event_log::kafka::{KafkaLog, KafkaSettings, TopicSpec, ensure_topics};
 
 use super::parse_duration;
 
@@ -42,19 +42,31 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     service_common::init_tracing();
-    let config = Config {
+    let kafka = KafkaSettings {
+        bootstrap_servers: args.bootstrap_servers,
+        topic: args.topic,
+        delivery_timeout: args.delivery_timeout,
+        max_in_flight: args.producer_queue,
+    };
+    let config = ingest::Config {
         addr: args.addr,
-        kafka: KafkaSettings {
-            bootstrap_servers: args.bootstrap_servers,
-            topic: args.topic,
-            delivery_timeout: args.delivery_timeout,
-            max_in_flight: args.producer_queue,
-        },
         max_body_bytes: args.max_body_bytes,
-        create_topic: (!args.no_create).then_some(args.partitions),
     };
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime
-        .block_on(ingest::run(config, service_common::shutdown_signal()))
-        .map_err(anyhow::Error::msg)
+    runtime.block_on(async {
+        if !args.no_create {
+            let topic = TopicSpec {
+                name: kafka.topic.clone(),
+                partitions: args.partitions,
+            };
+            ensure_topics(&kafka.bootstrap_servers, &[topic], Duration::from_secs(10)).await?;
+        }
+        let log = KafkaLog::new(kafka.clone()).context("cannot create the Kafka producer")?;
+        let (addr, server) = ingest::build(config.clone(), log, service_common::shutdown_signal())
+            .await
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
+        tracing::info!(%addr, topic = %kafka.topic, "ingest listening");
+        server.await?;
+        Ok(())
+    })
 }

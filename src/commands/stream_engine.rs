@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use stream_engine::runtime::Settings;
-use stream_engine::runtime::dynamo::DynamoSettings;
-use stream_engine::runtime::kafka::{OutputTopics, SourceSettings};
-use stream_engine::{Counting, EngineConfig};
+use event_log::kafka::KafkaReaderSettings;
+use result_store::dynamo::DynamoSettings;
+use stream_runtime::Settings;
+use stream_runtime::kafka::OutputTopics;
 
 use super::parse_duration;
 
@@ -57,18 +57,8 @@ pub struct Args {
     /// DynamoDB table of the checkpoints (default: the results table's name + `-checkpoints`).
     #[arg(long, env = "DYNAMODB_CHECKPOINT_TABLE")]
     checkpoint_table: Option<String>,
-    /// Watermark = largest event time seen in the partition minus this.
-    #[arg(long, env = "ECOM_OUT_OF_ORDERNESS", default_value = "10s", value_parser = parse_duration)]
-    out_of_orderness: Duration,
-    /// Keep fired windows this long and re-fire them on late events.
-    #[arg(long, env = "ECOM_ALLOWED_LATENESS", default_value = "0s", value_parser = parse_duration)]
-    allowed_lateness: Duration,
-    /// After this long without events, a partition's watermark advances with the clock.
-    #[arg(long, env = "ECOM_IDLE_TIMEOUT", value_parser = parse_duration)]
-    idle_timeout: Option<Duration>,
-    /// Count unique users with HyperLogLog++ (about 0.8 % error, at most 16 KiB per window).
-    #[arg(long, env = "ECOM_APPROX", value_parser = clap::builder::BoolishValueParser::new())]
-    approx: bool,
+    #[command(flatten)]
+    engine: super::EngineArgs,
     /// How often output is stored and partitions checkpointed.
     #[arg(long, env = "ECOM_COMMIT_INTERVAL", default_value = "200ms", value_parser = parse_duration)]
     commit_interval: Duration,
@@ -93,11 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         dynamo: DynamoSettings {
             table: args.table,
             checkpoint_table,
-            stream: format!("{}/{}", args.group_id, args.input_topic),
+            stream: super::stream_id(&args.group_id, &args.input_topic),
             retry_for: args.sink_retry_for,
             concurrency: args.dynamodb_concurrency,
+            partitions: args.partitions.max(1) as u32,
         },
-        source: SourceSettings {
+        source: KafkaReaderSettings {
             bootstrap_servers: args.bootstrap_servers,
             topic: args.input_topic,
             group_id: args.group_id,
@@ -108,24 +99,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             late: args.late_topic,
             dead_letter: args.dead_letter_topic,
         },
-        engine: EngineConfig {
-            out_of_orderness: args.out_of_orderness,
-            allowed_lateness: args.allowed_lateness,
-            idle_timeout: args.idle_timeout,
-            counting: if args.approx {
-                Counting::Approximate
-            } else {
-                Counting::Exact
-            },
-        },
+        engine: args.engine.config(),
         commit_interval: args.commit_interval,
         create: (!args.no_create).then_some(args.partitions),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime
-        .block_on(stream_engine::runtime::run(
+        .block_on(stream_runtime::run(
             settings,
             service_common::shutdown_signal(),
         ))
-        .map_err(anyhow::Error::msg)
+        .map_err(anyhow::Error::from)
 }

@@ -1,119 +1,261 @@
-//! `ecom up`: the platform on embedded defaults.
+//! `ecom up`: the platform in one process on embedded defaults: ingest, the stream engine and
+//! the analytics API on one address, over the embedded event log and the SQLite store in one
+//! data directory, with a demo traffic generator.
 //!
-//! The services (ingest, gateway, the Kafka and DynamoDB runtimes) come with their issues;
-//! until then `up` runs the main job end to end in-process: a generated activity stream
-//! through the offline engine, printing each minute's windows.
+//! The same code paths as the separate services (`ingest::part`, `stream_runtime::start`,
+//! `analytics_api::part`); only the log and the store are embedded. A restart on the same data
+//! directory resumes from the stored checkpoints; a `kill -9` loses no acknowledged event
+//! (the log syncs before ingest answers 202).
 
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use analytics_api::Feed;
+use anyhow::Context;
+use event_log::embedded::{EmbeddedLog, LogConfig};
+use prometheus_client::registry::Registry;
+use result_store::sqlite::SqliteStore;
+use result_store::{ResultQuery, Writes};
+use service_common::http_metrics::HttpMetrics;
+use service_common::{Ops, all_ready};
 use stream_engine::core::time::format_rfc3339_ms;
-use stream_engine::offline::{self, OfflineConfig, SideOutputs};
-use stream_engine::sample::{Sample, SampleConfig};
-use stream_engine::{Counting, EngineConfig};
+use stream_runtime::embedded::EmbeddedResultLog;
+use stream_runtime::metrics::Metrics;
+use stream_runtime::{EngineParts, RuntimeError};
+
+use super::EngineArgs;
+
+mod demo;
+
+pub const INPUT_TOPIC: &str = "ecom-raw-events";
+pub const RESULTS_TOPIC: &str = "ecom-analytics-results";
+pub const LATE_TOPIC: &str = "ecom-late-events";
+pub const DEAD_LETTER_TOPIC: &str = "ecom-dead-letters";
+pub const GROUP: &str = "ecom-stream-engine";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Events in the generated stream.
-    #[arg(long, default_value_t = 300_000)]
-    events: u64,
-    /// Products shown per window.
+    /// Listen address of every route.
+    #[arg(long, env = "ECOM_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Where the event log and the store live.
+    #[arg(long, env = "ECOM_DATA_DIR", default_value = "./ecom-data")]
+    data_dir: PathBuf,
+    /// Partitions of the event log (fixed once the data directory exists).
+    #[arg(long, env = "KAFKA_INPUT_PARTITIONS", default_value_t = 4)]
+    partitions: u32,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// No demo traffic: only what is POSTed to /api/v1/events.
+    #[arg(long)]
+    no_demo: bool,
+    /// Demo events per second.
+    #[arg(long, default_value_t = 200)]
+    demo_rate: u32,
+    /// Products shown per closed minute in the terminal.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Count unique users with HyperLogLog++.
-    #[arg(long)]
-    approx: bool,
-}
-
-#[derive(serde::Deserialize)]
-struct Row {
-    product_id: String,
-    window_start: String,
-    unique_user_count: u64,
-    event_count: u64,
+    /// Bodies over this many bytes get 413.
+    #[arg(long, env = "ECOM_MAX_BODY_BYTES", default_value_t = 4 << 20)]
+    max_body_bytes: usize,
+    /// Embedded log segments are deleted (once the engine no longer needs them) past this
+    /// many bytes per partition.
+    #[arg(long, default_value_t = 1 << 30)]
+    retention_bytes: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let sample = SampleConfig {
-        events: args.events,
-        products: 1_000,
-        users: 20_000,
-        events_per_second: 1_000,
-        late_fraction: 0.001,
-        malformed_fraction: 0.001,
-        ..SampleConfig::default()
-    };
-    eprintln!(
-        "generating {} events: {} products (Zipf 1.1), {} users, {} events/s of event time from {}",
-        sample.events,
-        sample.products,
-        sample.users,
-        sample.events_per_second,
-        format_rfc3339_ms(sample.start_ms)
-    );
-    let mut input = Vec::new();
-    let mut stream = Sample::new(sample);
-    while stream.write_line(&mut input) {}
+    // The terminal shows the closed minutes; only problems are logged (RUST_LOG for more).
+    service_common::init_tracing_at("warn");
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(up(args))
+}
 
-    let config = OfflineConfig {
-        engine: EngineConfig {
-            counting: if args.approx {
-                Counting::Approximate
-            } else {
-                Counting::Exact
-            },
-            ..EngineConfig::default()
+fn open_log(
+    data_dir: &Path,
+    topic: &str,
+    partitions: u32,
+    config: &LogConfig,
+) -> anyhow::Result<EmbeddedLog> {
+    let dir = data_dir.join("log").join(topic);
+    EmbeddedLog::open(
+        &dir,
+        LogConfig {
+            partitions,
+            ..config.clone()
         },
-        partitions: 4,
+    )
+    .with_context(|| format!("cannot open the event log in {}", dir.display()))
+}
+
+async fn up(args: Args) -> anyhow::Result<()> {
+    let engine_config = args.engine.config();
+    engine_config.validate()?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let input_config = LogConfig {
+        retention_bytes: Some(args.retention_bytes),
+        ..LogConfig::default()
     };
-    let mut results = Vec::new();
-    let summary = offline::run(
-        &config,
-        input.as_slice(),
-        &mut results,
-        SideOutputs::default(),
+    let output_config = LogConfig {
+        keep_until_committed: false,
+        ..input_config.clone()
+    };
+    let events = open_log(&args.data_dir, INPUT_TOPIC, args.partitions, &input_config)?;
+    let outputs = EmbeddedResultLog {
+        results: open_log(
+            &args.data_dir,
+            RESULTS_TOPIC,
+            args.partitions,
+            &output_config,
+        )?,
+        late: open_log(&args.data_dir, LATE_TOPIC, 1, &output_config)?,
+        dead_letters: open_log(&args.data_dir, DEAD_LETTER_TOPIC, 1, &output_config)?,
+    };
+    let store_path = args.data_dir.join("store.db");
+    let store = Arc::new(
+        SqliteStore::open(
+            &store_path,
+            &super::stream_id(GROUP, INPUT_TOPIC),
+            Writes::for_engine(&engine_config),
+        )
+        .await?,
+    );
+
+    let mut registry = Registry::default();
+    let http = HttpMetrics::register(&mut registry);
+    let (ingest_routes, ingest_ready) = ingest::part(
+        events.clone(),
+        args.max_body_bytes,
+        &mut registry,
+        http.clone(),
+    );
+
+    let metrics = Metrics::register(&mut registry);
+    let engine = stream_runtime::start(
+        EngineParts {
+            engine: engine_config,
+            commit_interval: Duration::from_millis(200),
+            store: store.clone(),
+            log: Arc::new(outputs.clone()),
+            metrics,
+        },
+        {
+            let events = events.clone();
+            move |listener| Ok(events.reader(GROUP, listener))
+        },
     )?;
 
-    let mut windows: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-    for line in results.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        let row: Row = serde_json::from_slice(line)?;
-        windows
-            .entry(row.window_start.clone())
-            .or_default()
-            .push(row);
+    let feed = Feed::default();
+    let tail = {
+        let results = outputs.results.clone();
+        analytics_api::feed::tail(
+            move |listener| Ok(results.reader("analytics-tail", listener)),
+            feed.clone(),
+        )?
+    };
+    let (analytics_routes, analytics_ready) =
+        analytics_api::part(store.clone(), feed, 256, &mut registry, http);
+
+    let router = ingest_routes
+        .merge(analytics_routes)
+        .merge(analytics_api::docs_router(analytics_api::openapi()));
+    let ready = all_ready(vec![
+        ("ingest", ingest_ready),
+        ("stream-engine", engine.ready_check()),
+        ("analytics", analytics_ready),
+    ]);
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (addr, server) =
+        service_common::serve(args.addr, router, Ops::new(registry, ready), async {
+            let _ = server_stopped.await;
+        })
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let server = tokio::spawn(server);
+
+    let base = format!("http://{addr}");
+    println!("ecom is up: data in {}", args.data_dir.display());
+    println!("  events     POST {base}/api/v1/events");
+    println!("  analytics  GET  {base}/api/v1/analytics/top");
+    println!("             GET  {base}/api/v1/analytics/products/{{product_id}}/windows");
+    println!("             GET  {base}/api/v1/analytics/windows?from=&to=");
+    println!("             GET  {base}/api/v1/analytics/stream   (Server-Sent Events)");
+    println!("  API docs   {base}/docs   ({base}/openapi.json)");
+    println!("  health     {base}/healthz  {base}/readyz");
+    println!("  metrics    {base}/metrics");
+    if args.no_demo {
+        println!("no demo traffic (--no-demo); send some with:");
+        println!(
+            "  curl -H 'content-type: application/json' {base}/api/v1/events -d '{{\"user_id\":\"u1\",\"product_id\":\"42\",\"event_type\":\"VIEW_PRODUCT\",\"timestamp\":\"'$(date -u +%FT%TZ)'\"}}'"
+        );
+    } else {
+        println!(
+            "demo traffic: {} events/s with live event times (--no-demo to turn off)",
+            args.demo_rate
+        );
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    for (start, mut rows) in windows {
-        rows.sort_by(|a, b| {
-            b.unique_user_count
-                .cmp(&a.unique_user_count)
-                .then(a.product_id.cmp(&b.product_id))
-        });
-        let events: u64 = rows.iter().map(|r| r.event_count).sum();
-        writeln!(
-            out,
-            "window {start}  products {:>5}  events {:>7}",
-            rows.len(),
-            events
-        )?;
-        for row in rows.iter().take(args.top) {
-            writeln!(
-                out,
-                "    {:<8} unique users {:>6}  events {:>6}",
-                row.product_id, row.unique_user_count, row.event_count
-            )?;
+    println!("each closed minute's top products follow (Ctrl-C stops)\n");
+
+    let demo = (!args.no_demo).then(|| {
+        tokio::spawn(demo::run(
+            format!("{base}{}", ingest::ROUTE),
+            args.demo_rate,
+        ))
+    });
+    let printer = tokio::spawn(print_closed_minutes(store.clone(), args.top));
+
+    let outcome: Result<(), RuntimeError> = tokio::select! {
+        () = service_common::shutdown_signal() => {
+            eprintln!("\nstopping: storing and checkpointing what was processed");
+            Ok(())
         }
+        () = engine.stopped() => Ok(()),
+    };
+    if let Some(demo) = demo {
+        demo.abort();
     }
-    writeln!(
-        out,
-        "\n{} events read, {} rejected {:?}, {} late, {} windows, {:.0} events/s",
-        summary.events_read,
-        summary.rejected,
-        summary.rejected_by_reason,
-        summary.late,
-        summary.windows_emitted,
-        summary.events_per_second
-    )?;
+    printer.abort();
+    let _ = stop_server.send(());
+    let _ = server.await;
+    let stopped = engine.stop().await;
+    drop(tail);
+    store.close().await;
+    outcome?;
+    stopped?;
     Ok(())
+}
+
+/// Prints each closed minute's top products once every partition has fired it.
+async fn print_closed_minutes(store: Arc<SqliteStore>, top: usize) {
+    let mut shown = store.latest_fired().await.ok().flatten();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Ok(Some(latest)) = store.latest_fired().await else {
+            continue;
+        };
+        if shown.is_some_and(|s| s >= latest) {
+            continue;
+        }
+        shown = Some(latest);
+        let Ok(rows) = store.top(latest, top).await else {
+            continue;
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        let line: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} {}u/{}e", r.product_id, r.unique_users, r.events))
+            .collect();
+        println!(
+            "{}  top {}: {}",
+            &format_rfc3339_ms(latest)[11..16],
+            rows.len(),
+            line.join("  ")
+        );
+    }
 }

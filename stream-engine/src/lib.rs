@@ -3,14 +3,13 @@
 //!
 //! - [`core`]: the pure state machine (no I/O, no clock), re-exported at the crate root.
 //! - [`offline`]: the file runtime of `ecom window`: NDJSON in, results out.
-//! - `runtime` (feature `runtime`): the Kafka and DynamoDB runtime of `ecom stream-engine`.
+//! - The runtime that drives the core from a log lives in `stream-engine/runtime/`
+//!   (`stream-runtime`), so that this crate builds without Kafka, AWS or Tokio.
 //! - [`sample`]: a deterministic generator of realistic activity streams for demos, tests
 //!   and benchmarks.
 
 pub mod core;
 pub mod offline;
-#[cfg(feature = "runtime")]
-pub mod runtime;
 pub mod sample;
 
 pub use crate::core::*;

@@ -103,6 +103,11 @@ impl Stack {
         (status, stderr)
     }
 
+    /// `ecom analytics`.
+    pub fn analytics(&self) -> Service {
+        self.service("analytics", &[], Stdio::inherit())
+    }
+
     /// `ecom ingest`.
     pub fn ingest(&self, env: &[(&str, &str)]) -> Service {
         self.service("ingest", env, Stdio::inherit())
@@ -304,6 +309,132 @@ impl Received {
     }
 }
 
+/// `ecom up` on `port` over `data_dir`, without demo traffic unless `args` set `--demo-rate`.
+pub fn up(data_dir: &std::path::Path, port: u16, args: &[&str]) -> Service {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ecom"));
+    command
+        .arg("up")
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--partitions", &PARTITIONS.to_string()])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if !args.contains(&"--demo-rate") {
+        command.arg("--no-demo");
+    }
+    let child = command.spawn().expect("ecom up starts");
+    Service {
+        stderr: None,
+        child: Some(child),
+        url: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::new(),
+    }
+}
+
+/// The analytics API's results over `[from, to)`, every page walked.
+pub async fn analytics_windows(url: &str, from: &str, to: &str) -> Windows {
+    let http = reqwest::Client::new();
+    let mut windows = Windows::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut request = http.get(format!("{url}/api/v1/analytics/windows")).query(&[
+            ("from", from),
+            ("to", to),
+            ("limit", "1000"),
+        ]);
+        if let Some(c) = &cursor {
+            request = request.query(&[("cursor", c)]);
+        }
+        let page: Value = request
+            .send()
+            .await
+            .expect("the analytics API answers")
+            .json()
+            .await
+            .expect("a JSON page");
+        for w in page["windows"].as_array().expect("windows") {
+            let s = |k: &str| w[k].as_str().expect("a string").to_owned();
+            let n = |k: &str| w[k].as_u64().expect("a count");
+            windows.insert(
+                (s("product_id"), s("window_start")),
+                (n("unique_user_count"), n("event_count")),
+            );
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return windows,
+        }
+    }
+}
+
+/// The `window` events of the analytics API's stream until it has been quiet for 10 s (or two
+/// minutes have passed), the latest per key.
+pub async fn collect_stream(url: String) -> Windows {
+    let mut response = reqwest::Client::new()
+        .get(format!("{url}/api/v1/analytics/stream"))
+        .send()
+        .await
+        .expect("the stream answers");
+    assert_eq!(response.status(), 200);
+    let mut windows = Windows::new();
+    let mut buffer = String::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut last_event = Instant::now();
+    while Instant::now() < deadline {
+        let Ok(chunk) = tokio::time::timeout(Duration::from_secs(1), response.chunk()).await else {
+            if !windows.is_empty() && last_event.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            continue;
+        };
+        let Some(chunk) = chunk.expect("the stream") else {
+            break;
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if !block.contains("event: window") {
+                continue;
+            }
+            last_event = Instant::now();
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .expect("data");
+            let value: Value = serde_json::from_str(data).expect("JSON");
+            let s = |k: &str| value[k].as_str().expect("a string").to_owned();
+            let n = |k: &str| value[k].as_u64().expect("a count");
+            windows.insert(
+                (s("product_id"), s("window_start")),
+                (n("unique_user_count"), n("event_count")),
+            );
+        }
+    }
+    windows
+}
+
+/// The start of the window the analytics API's `top` defaults to (the latest every partition
+/// has fired), if any.
+pub async fn latest_fired(url: &str) -> Option<String> {
+    let body: Value = reqwest::get(format!("{url}/api/v1/analytics/top"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["window_start"].as_str().map(str::to_owned)
+}
+
+/// The start (RFC 3339) of the last window holding a real (non-sentinel) event.
+pub fn last_window(events: &[SampleEvent]) -> String {
+    let last = events.iter().map(|e| e.timestamp_ms).max().unwrap_or(0);
+    format_rfc3339_ms(last.div_euclid(MINUTE_MS) * MINUTE_MS)
+}
+
 /// An `ecom` process; killed when dropped.
 pub struct Service {
     child: Option<Child>,
@@ -364,10 +495,14 @@ impl Service {
         text
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     pub async fn post_events(&self, events: &[SampleEvent]) -> (u16, Value) {
         let response = self
             .http
-            .post(format!("{}/events", self.url))
+            .post(format!("{}/api/v1/events", self.url))
             .header("content-type", "application/x-ndjson")
             .body(ndjson(events))
             .send()
@@ -493,21 +628,32 @@ pub fn ndjson(events: &[SampleEvent]) -> Vec<u8> {
 /// when its window ended at or before the watermark (largest earlier event time minus the
 /// out-of-orderness); a window fires once its partition's final watermark passed its end.
 pub fn oracle(events: &[SampleEvent]) -> Windows {
-    type State = (Option<i64>, BTreeMap<(String, i64), (BTreeSet<u32>, u64)>);
+    oracle_of(
+        events
+            .iter()
+            .map(|e| (e.product_id(), e.user_id(), e.timestamp_ms)),
+    )
+}
+
+/// [`oracle`] over (product_id, user_id, event time) in the order each partition holds them.
+pub fn oracle_of(events: impl IntoIterator<Item = (String, String, i64)>) -> Windows {
+    type State = (
+        Option<i64>,
+        BTreeMap<(String, i64), (BTreeSet<String>, u64)>,
+    );
     let mut partitions: HashMap<u32, State> = HashMap::new();
-    for event in events {
-        let product = event.product_id();
+    for (product, user, timestamp_ms) in events {
         let (max, windows) = partitions
             .entry(partition_for(product.as_bytes(), PARTITIONS))
             .or_default();
-        let start = event.timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let start = timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
         if max.is_some_and(|m| start + MINUTE_MS <= m - OUT_OF_ORDERNESS_MS) {
             continue;
         }
         let window = windows.entry((product, start)).or_default();
-        window.0.insert(event.user);
+        window.0.insert(user);
         window.1 += 1;
-        *max = Some(max.map_or(event.timestamp_ms, |m| m.max(event.timestamp_ms)));
+        *max = Some(max.map_or(timestamp_ms, |m| m.max(timestamp_ms)));
     }
     let mut fired = Windows::new();
     for (max, windows) in partitions.into_values() {

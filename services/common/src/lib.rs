@@ -7,10 +7,10 @@
 //! - [`shutdown_signal`]: SIGTERM or Ctrl-C;
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`;
 //! - [`http_metrics`]: requests by route and status and their latency, for every router;
-//! - [`kafka`]: client settings and topic creation shared by producers and consumers.
+//! - [`retry`]: the one backoff policy of the workspace.
 
 pub mod http_metrics;
-pub mod kafka;
+pub mod retry;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +29,33 @@ use serde::Serialize;
 /// A readiness check: resolves to `Err(reason)` while the service cannot do its job.
 pub type ReadyCheck =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// The readiness of several parts served together (`ecom up`): ready once every part is;
+/// otherwise the reasons of the parts that are not, each prefixed by the part's name.
+pub fn all_ready(checks: Vec<(&'static str, ReadyCheck)>) -> ReadyCheck {
+    let checks = Arc::new(checks);
+    Arc::new(move || {
+        let checks = checks.clone();
+        Box::pin(async move {
+            let mut failing = Vec::new();
+            for (name, check) in checks.iter() {
+                if let Err(reason) = check().await {
+                    failing.push(format!("{name}: {reason}"));
+                }
+            }
+            if failing.is_empty() {
+                Ok(())
+            } else {
+                Err(failing.join("; "))
+            }
+        })
+    })
+}
+
+/// A readiness check that always passes.
+pub fn always_ready() -> ReadyCheck {
+    Arc::new(|| Box::pin(async { Ok(()) }))
+}
 
 /// What [`serve`] adds to a service's router.
 #[derive(Clone)]
@@ -194,8 +221,13 @@ pub async fn shutdown_signal() {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_tracing() {
+    init_tracing_at("info");
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `level`).
+pub fn init_tracing_at(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,7 +1,7 @@
 //! The transport-independent half of the runtime: the engine states of the partitions this
-//! instance owns, fed by a source driver (the Kafka consumer, or an in-process log).
+//! instance owns, fed by [`crate::source`] from a partition reader (Kafka or the embedded log).
 //!
-//! A driver calls, from one thread:
+//! The source calls, from one thread at a time:
 //! - [`Worker::assign`] when partitions are handed over, and seeks each to the offset returned;
 //! - [`Worker::process`] with the records it read, partition by partition, offsets increasing;
 //! - [`Worker::tick`] regularly (idle watermarks, metrics, and a commit every commit interval);
@@ -16,26 +16,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use event_log::{ReadRecord, StartAt};
+use result_store::CheckpointStore;
+use stream_engine::{
+    Checkpoint, EngineConfig, EngineStats, Event, Output, PartitionEngine, decode_event,
+};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
-use super::metrics::{Metrics, PartitionLabel, ReasonLabel};
-use super::sink::{Commit, DeadLetter, ResultStore, SinkError, Stored};
-use crate::core::{
-    Checkpoint, EngineConfig, EngineStats, Event, Output, PartitionEngine, decode_event,
-};
+use crate::metrics::{Metrics, PartitionLabel, ReasonLabel};
+use crate::sink::{Commit, DeadLetter, SinkError, Stored};
 
 /// Output records held while the sink pipeline is busy, above which the worker waits for it
 /// instead of reading on.
 const MAX_BACKLOG: usize = 500_000;
-
-/// One record of the input log.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    pub offset: u64,
-    pub key: Option<&'a [u8]>,
-    pub payload: Option<&'a [u8]>,
-}
 
 /// The worker cannot go on; the process should stop (and be restarted: state is rebuilt from
 /// the stored checkpoints).
@@ -62,7 +56,7 @@ struct Partition {
     stats: EngineStats,
 }
 
-pub struct Worker<S: ResultStore> {
+pub struct Worker<S: CheckpointStore> {
     config: EngineConfig,
     store: Arc<S>,
     runtime: Handle,
@@ -78,8 +72,8 @@ pub struct Worker<S: ResultStore> {
     last_commit: Instant,
 }
 
-impl<S: ResultStore> Worker<S> {
-    /// `commits` feeds [`super::sink::run_pipeline`], which reports on `stored`.
+impl<S: CheckpointStore> Worker<S> {
+    /// `commits` feeds [`crate::sink::run_pipeline`], which reports on `stored`.
     pub fn new(
         config: EngineConfig,
         store: Arc<S>,
@@ -107,15 +101,15 @@ impl<S: ResultStore> Worker<S> {
     }
 
     /// Takes ownership of `partitions`: restores each from its stored checkpoint. Returns,
-    /// per partition, the offset to read from (`None`: the beginning of the log).
-    pub fn assign(&mut self, partitions: &[u32]) -> Result<Vec<(u32, Option<u64>)>, WorkerError> {
+    /// per partition, where to read from.
+    pub fn assign(&mut self, partitions: &[u32]) -> Result<Vec<(u32, StartAt)>, WorkerError> {
         let store = &self.store;
         let loads = self.runtime.block_on(futures_util::future::join_all(
             partitions.iter().map(|p| store.load_checkpoint(*p)),
         ));
         let mut seeks = Vec::with_capacity(partitions.len());
         for (&partition, loaded) in partitions.iter().zip(loads) {
-            let checkpoint = loaded?;
+            let checkpoint = loaded.map_err(SinkError::from)?;
             let engine = match &checkpoint {
                 Some(c) => PartitionEngine::restore(&self.config, c),
                 None => PartitionEngine::new(&self.config).map_err(Into::into),
@@ -137,7 +131,10 @@ impl<S: ResultStore> Worker<S> {
                     stored_at: Instant::now(),
                 },
             );
-            seeks.push((partition, resume));
+            seeks.push((
+                partition,
+                resume.map_or(StartAt::Beginning, StartAt::Offset),
+            ));
         }
         self.metrics.assigned.set(self.partitions.len() as i64);
         Ok(seeks)
@@ -168,7 +165,7 @@ impl<S: ResultStore> Worker<S> {
 
     /// Processes records of one partition, offsets increasing. Records of a partition this
     /// worker does not own are ignored.
-    pub fn process(&mut self, partition: u32, records: &[Record<'_>]) {
+    pub fn process(&mut self, partition: u32, records: &[ReadRecord<'_>]) {
         let Some(state) = self.partitions.get_mut(&partition) else {
             return;
         };

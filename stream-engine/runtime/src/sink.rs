@@ -8,12 +8,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use result_store::{CheckpointStore, ResultStore, StoreError, Written};
+use stream_engine::{Checkpoint, LateEvent, WindowResult};
 use tokio::sync::{mpsc, oneshot};
 
-use super::metrics::{Metrics, SinkLabel};
-use crate::core::{Checkpoint, LateEvent, WindowResult};
+use crate::metrics::{Metrics, SinkLabel};
 
 /// A record of the input that is not an event, on its way to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +23,7 @@ pub struct DeadLetter {
     pub offset: u64,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
-    /// A [`crate::RejectReason::code`], or `empty_record` for a record without a value.
+    /// A [`stream_engine::RejectReason::code`], or `empty_record` for a record without a value.
     pub code: &'static str,
     pub message: String,
 }
@@ -64,47 +65,81 @@ pub struct SinkError {
     pub message: String,
 }
 
-/// How a conditional write ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Written {
-    Stored,
-    /// The store already held something newer (more events, or a further checkpoint): an
-    /// older or zombie writer lost, as it should.
-    Superseded,
+impl From<StoreError> for SinkError {
+    fn from(e: StoreError) -> Self {
+        SinkError {
+            sink: e.store,
+            message: e.message,
+        }
+    }
 }
 
-/// The aggregate store: window results and the checkpoints beside them. DynamoDB in
-/// production; the one-command local mode puts an embedded store here.
-pub trait ResultStore: Send + Sync + 'static {
-    /// Upserts every result, except where the stored one has more events (a later re-fire
-    /// already landed). Returns how many were superseded.
-    fn put_results(
-        &self,
-        results: &[WindowResult],
-    ) -> impl Future<Output = Result<usize, SinkError>> + Send;
-
-    /// The stored checkpoint of an input partition, if any.
-    fn load_checkpoint(
-        &self,
-        partition: u32,
-    ) -> impl Future<Output = Result<Option<Checkpoint>, SinkError>> + Send;
-
-    /// Stores a checkpoint unless a further one (a higher next offset) is stored already.
-    fn save_checkpoint(
-        &self,
-        partition: u32,
-        checkpoint: &Checkpoint,
-    ) -> impl Future<Output = Result<Written, SinkError>> + Send;
-}
-
-/// The published streams: results, late events and dead letters. Kafka topics in production.
+/// The published streams: results, late events and dead letters. Kafka topics in production,
+/// topics of the embedded log in `ecom up`.
 pub trait ResultLog: Send + Sync + 'static {
     fn publish(&self, commit: &Commit) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
+/// Which published stream a record goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Results,
+    Late,
+    DeadLetters,
+}
+
+/// A record of a commit, encoded for a log.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    pub stream: Stream,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The records of a commit as every [`ResultLog`] publishes them: results keyed
+/// `product_id|window_start` (the contract JSON), late events keyed by `product_id` (with their
+/// source partition), dead letters unchanged (with the reason, source partition and offset).
+pub fn encode(commit: &Commit) -> Vec<Encoded> {
+    let mut out = Vec::with_capacity(commit.results.len() + commit.late.len() + commit.dead.len());
+    for result in &commit.results {
+        let mut key = result.product_id.to_string();
+        key.push('|');
+        stream_engine::core::time::write_rfc3339_ms(result.window_start_ms, &mut key);
+        out.push(Encoded {
+            stream: Stream::Results,
+            key: key.into_bytes(),
+            payload: serde_json::to_vec(result).unwrap_or_default(),
+            headers: Vec::new(),
+        });
+    }
+    for (partition, late) in &commit.late {
+        out.push(Encoded {
+            stream: Stream::Late,
+            key: late.product_id.as_bytes().to_vec(),
+            payload: serde_json::to_vec(late).unwrap_or_default(),
+            headers: vec![("ecom-source-partition", partition.to_string())],
+        });
+    }
+    for dead in &commit.dead {
+        out.push(Encoded {
+            stream: Stream::DeadLetters,
+            key: dead.key.clone().unwrap_or_default(),
+            payload: dead.payload.clone(),
+            headers: vec![
+                ("ecom-error-code", dead.code.to_owned()),
+                ("ecom-error-message", dead.message.clone()),
+                ("ecom-source-partition", dead.partition.to_string()),
+                ("ecom-source-offset", dead.offset.to_string()),
+            ],
+        });
+    }
+    out
+}
+
 /// Runs commits through the sinks in order until the sender is dropped or a sink gives up.
 /// Every stored checkpoint is reported on `stored`.
-pub async fn run_pipeline<S: ResultStore, L: ResultLog>(
+pub async fn run_pipeline<S: ResultStore + CheckpointStore, L: ResultLog>(
     store: Arc<S>,
     log: Arc<L>,
     mut commits: mpsc::Receiver<Commit>,
@@ -174,46 +209,4 @@ fn observe(metrics: &Metrics, sink: &'static str, started: Instant) {
         .sink_duration
         .get_or_create(&SinkLabel { sink })
         .observe(started.elapsed().as_secs_f64());
-}
-
-/// Retries an operation with exponential backoff (with jitter) while it fails transiently,
-/// for at most `budget`.
-pub async fn with_retries<T, E, F, Fut>(
-    budget: Duration,
-    mut on_error: impl FnMut(&E) -> Retry,
-    mut op: F,
-) -> Result<T, E>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        match op().await {
-            Ok(value) => return Ok(value),
-            Err(e) => {
-                if on_error(&e) == Retry::No || started.elapsed() + backoff > budget {
-                    return Err(e);
-                }
-                tokio::time::sleep(jitter(backoff)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// Whether an error is worth retrying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    Yes,
-    No,
-}
-
-/// Between half and all of `d`, so that many writers backing off do not retry in step.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    d / 2 + d.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }

@@ -1,0 +1,265 @@
+//! `ecom up` as a user runs it: one process over the embedded log and store, killed with
+//! `kill -9` and restarted on its data directory, answering through the analytics API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_log::embedded::{EmbeddedLog, LogConfig};
+use event_log::{PartitionListener, PartitionReader, ReadBatch, StartAt};
+use rand::{Rng, SeedableRng};
+use stream_engine::decode_event;
+use testkit::free_port;
+
+use crate::support::*;
+
+/// Reads a whole embedded topic from its beginning.
+struct FromStart;
+
+impl PartitionListener for FromStart {
+    fn assigned(&self, partitions: &[u32]) -> Option<Vec<(u32, StartAt)>> {
+        Some(
+            partitions
+                .iter()
+                .map(|&p| (p, StartAt::Beginning))
+                .collect(),
+        )
+    }
+
+    fn revoked(&self, _: &[u32]) {}
+}
+
+/// Every record value of `ecom up`'s input log, partition by partition in log order (the
+/// process must be stopped: opening the log cuts torn tails).
+fn input_log(data_dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let log = EmbeddedLog::open(
+        &data_dir.join("log/ecom-raw-events"),
+        LogConfig {
+            partitions: PARTITIONS,
+            ..LogConfig::default()
+        },
+    )
+    .expect("the log opens");
+    let reader = log.reader("test-reader", Arc::new(FromStart));
+    let mut by_partition: Vec<Vec<Vec<u8>>> = vec![Vec::new(); PARTITIONS as usize];
+    while let Some(batch) = reader
+        .poll(10_000, Duration::from_millis(100))
+        .expect("read")
+    {
+        for (p, records) in batch.runs() {
+            for r in records {
+                by_partition[p as usize].push(r.payload.expect("a value").to_vec());
+            }
+        }
+    }
+    by_partition.concat()
+}
+
+/// Waits until the analytics API says every partition fired `window` (or later).
+async fn wait_fired(url: &str, window: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if latest_fired(url)
+            .await
+            .is_some_and(|w| w.as_str() >= window)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{window} did not fire within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecom_up_killed_three_times_loses_no_acknowledged_event_and_stays_exact() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    let port = free_port();
+    let mut up_process = up(dir.path(), port, &[]);
+    up_process.wait_ready().await;
+    let url = up_process.url().to_owned();
+
+    let mut events = generate(60_000, 11);
+    events.extend(sentinels(&events));
+    // POSTs each batch until it gets 202, through the kills (a batch whose answer was lost may
+    // be in the log twice: that changes event counts, never unique users).
+    let poster = {
+        let (events, url) = (events.clone(), url.clone());
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut acknowledged = Vec::new();
+            for chunk in events.chunks(500) {
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    assert!(Instant::now() < deadline, "a batch was never accepted");
+                    let sent = http
+                        .post(format!("{url}/api/v1/events"))
+                        .header("content-type", "application/x-ndjson")
+                        .body(ndjson(chunk))
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == 202 => {
+                            acknowledged.extend_from_slice(chunk);
+                            break;
+                        }
+                        Ok(r) if r.status() == 503 => {}
+                        Ok(r) => panic!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                        // The process is down, or died mid-request.
+                        Err(_) => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            acknowledged
+        })
+    };
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..1500))).await;
+        up_process.kill9();
+        up_process = up(dir.path(), port, &[]);
+        up_process.wait_healthy().await;
+    }
+    let acknowledged = poster.await.expect("the poster");
+    assert_eq!(acknowledged.len(), events.len());
+    wait_fired(
+        &url,
+        &last_window(&events[..events.len() - PARTITIONS as usize]),
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(up_process.terminate().success(), "a clean stop");
+
+    // Every acknowledged event is in the log, and the oracle over the log is the answer.
+    let log = input_log(dir.path());
+    let mut in_log: HashMap<&[u8], usize> = HashMap::new();
+    for value in &log {
+        *in_log.entry(value.as_slice()).or_default() += 1;
+    }
+    for event in &acknowledged {
+        let mut line = Vec::new();
+        event.write_json(&mut line);
+        let line = line.strip_suffix(b"\n").unwrap_or(&line);
+        let left = in_log
+            .get_mut(line)
+            .expect("an acknowledged event is missing from the log");
+        *left = left
+            .checked_sub(1)
+            .expect("an acknowledged event is in the log fewer times than acknowledged");
+    }
+    let rows = log.iter().map(|value| {
+        let event = decode_event(value).expect("the log holds valid events");
+        (
+            event.product_id.to_string(),
+            event.user_id.to_string(),
+            event.timestamp_ms,
+        )
+    });
+    let expected = oracle_of(rows);
+    assert!(expected.len() > 500, "{} windows", expected.len());
+
+    let up_process = up(dir.path(), port, &[]);
+    up_process.wait_ready().await;
+    let got = analytics_windows(&url, "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z").await;
+    assert_same_windows(&got, &expected, |g, e| g == e);
+    // Against what was sent: the same windows and unique users; event counts can only be
+    // higher (a batch posted twice).
+    assert_same_windows(&got, &oracle(&events), |g, e| g.0 == e.0 && g.1 >= e.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecom_up_streams_every_result_and_resumes_after_a_clean_restart() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    let port = free_port();
+    let up_process = up(dir.path(), port, &[]);
+    up_process.wait_ready().await;
+    let url = up_process.url().to_owned();
+
+    // A client that opens the stream and never reads it must not hold anything up.
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stalled,
+        b"GET /api/v1/analytics/stream HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .expect("request");
+    let stream = tokio::spawn(collect_stream(url.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let first = generate(30_000, 21);
+    let mut sent = first.clone();
+    sent.extend(sentinels(&first));
+    for chunk in sent.chunks(1_000) {
+        let (status, body) = up_process.post_events(chunk).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let expected = oracle(&sent);
+    // The stream carries every result (the latest per key is the stored one).
+    let streamed = stream.await.expect("the stream reader");
+    assert_same_windows(&streamed, &expected, |g, e| g == e);
+    wait_fired(&url, &last_window(&first), Duration::from_secs(60)).await;
+    let got = analytics_windows(&url, "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z").await;
+    assert_same_windows(&got, &expected, |g, e| g == e);
+    drop(stalled);
+
+    // Stop cleanly, start again, and go on where the stream stood.
+    let mut up_process = up_process;
+    assert!(up_process.terminate().success());
+    let up_process = up(dir.path(), port, &[]);
+    up_process.wait_ready().await;
+    let offset = 10 * 60_000;
+    let second: Vec<_> = generate(20_000, 22)
+        .into_iter()
+        .map(|mut e| {
+            e.timestamp_ms += offset + 3 * 60_000;
+            e
+        })
+        .collect();
+    let mut all = sent.clone();
+    all.extend(second.iter().cloned());
+    all.extend(sentinels(&all));
+    for chunk in all[sent.len()..].chunks(1_000) {
+        let (status, body) = up_process.post_events(chunk).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    wait_fired(
+        &url,
+        &last_window(&all[..all.len() - PARTITIONS as usize]),
+        Duration::from_secs(60),
+    )
+    .await;
+    let got = analytics_windows(&url, "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z").await;
+    assert_same_windows(&got, &oracle(&all), |g, e| g == e);
+    let metrics = up_process.metrics().await;
+    assert_eq!(metric(&metrics, "stream_events_late_total"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecom_up_demo_traffic_flows_through_the_pipeline() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    let up_process = up(dir.path(), free_port(), &["--demo-rate", "500"]);
+    up_process.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = up_process.metrics().await;
+        if metric(&metrics, "ingest_events_accepted_total") > 0.0
+            && metric(&metrics, "stream_events_total") > 0.0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no demo traffic reached the engine"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

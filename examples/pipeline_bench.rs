@@ -191,7 +191,7 @@ async fn engine(
             continue;
         };
         let text = response.text().await.unwrap_or_default();
-        let records = value(&text, "stream_records_total") as u64;
+        let records = testkit::prometheus::value(&text, "stream_records_total") as u64;
         if records > 0 {
             first.get_or_insert_with(Instant::now);
         }
@@ -213,15 +213,18 @@ async fn engine(
         let label = format!("{{sink=\"{sink}\"}}");
         println!(
             "sink {sink:<10}: {:.0} commits, {:.2} s in all",
-            value(&text, &format!("stream_sink_duration_seconds_count{label}")),
-            value(&text, &format!("stream_sink_duration_seconds_sum{label}")),
+            testkit::prometheus::value(
+                &text,
+                &format!("stream_sink_duration_seconds_count{label}")
+            ),
+            testkit::prometheus::value(&text, &format!("stream_sink_duration_seconds_sum{label}")),
         );
     }
     println!(
         "windows fired: {:.0}",
-        value(&text, "stream_windows_fired_total")
+        testkit::prometheus::value(&text, "stream_windows_fired_total")
     );
-    let latency = quantiles(
+    let latency = testkit::prometheus::quantiles(
         &text,
         "stream_result_latency_seconds",
         &[("50", 0.5), ("99", 0.99), ("99.9", 0.999)],
@@ -229,38 +232,4 @@ async fn engine(
     let _ = stop.send(());
     engine.await.expect("engine task").expect("engine");
     (took, latency)
-}
-
-fn value(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// Upper bounds of the buckets holding the quantiles of a histogram.
-fn quantiles(
-    text: &str,
-    name: &str,
-    wanted: &[(&'static str, f64)],
-) -> Vec<(&'static str, String)> {
-    let mut buckets: Vec<(String, f64)> = text
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix(name)?.strip_prefix("_bucket{le=\"")?;
-            let (le, count) = rest.split_once("\"} ")?;
-            Some((le.to_owned(), count.parse().ok()?))
-        })
-        .collect();
-    buckets.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let total = buckets.last().map_or(0.0, |b| b.1);
-    wanted
-        .iter()
-        .map(|(label, q)| {
-            let bound = buckets
-                .iter()
-                .find(|(_, count)| *count >= q * total)
-                .map_or("-".to_owned(), |(le, _)| le.clone());
-            (*label, bound)
-        })
-        .collect()
 }

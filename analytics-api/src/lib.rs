@@ -57,6 +57,8 @@ pub const DEFAULT_WINDOWS: usize = 10;
 pub const DEFAULT_TOP: usize = 10;
 pub const DEFAULT_RANGE: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
+/// The longest time range one `windows` request may span: 31 days.
+pub const MAX_RANGE_MS: i64 = 31 * 24 * 60 * 60 * 1000;
 
 struct App<Q> {
     store: Arc<Q>,
@@ -289,7 +291,7 @@ async fn top<Q: ResultQuery>(
     path = "/api/v1/analytics/windows",
     params(
         ("from" = String, Query, description = "RFC 3339: windows starting at or after this"),
-        ("to" = String, Query, description = "RFC 3339: windows starting before this"),
+        ("to" = String, Query, description = "RFC 3339: windows starting before this; at most 31 days after `from`"),
         ("limit" = Option<usize>, Query, description = "Results per page, 1 to 1000 (default 100); a page may hold fewer and still have a next one"),
         ("cursor" = Option<String>, Query, description = "The `next` of the previous page"),
     ),
@@ -312,6 +314,12 @@ async fn windows<Q: ResultQuery>(
         .ok_or_else(|| bad_parameter("to", "is required (RFC 3339)"))?;
     if to <= from {
         return Err(bad_parameter("to", "must be after `from`"));
+    }
+    if to - from > MAX_RANGE_MS {
+        return Err(bad_parameter(
+            "to",
+            "must be at most 31 days after `from` (ask for longer ranges a month at a time)",
+        ));
     }
     let limit = params.limit("limit", DEFAULT_RANGE)?;
     let cursor = params.cursor()?;

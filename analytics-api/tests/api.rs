@@ -239,6 +239,7 @@ async fn bad_parameters_get_400_with_the_standard_error_body() {
         "/api/v1/analytics/windows".to_owned(),
         "/api/v1/analytics/windows?from=2024-01-01T12:00:00Z".to_owned(),
         "/api/v1/analytics/windows?from=2024-01-01T12:00:00Z&to=2024-01-01T12:00:00Z".to_owned(),
+        "/api/v1/analytics/windows?from=2024-01-01T12:00:00Z&to=2024-02-01T12:00:01Z".to_owned(),
         "/api/v1/analytics/windows?from=2024-01-01T12:00:00Z&to=2024-01-01T13:00:00Z&cursor=zz"
             .to_owned(),
         "/api/v1/analytics/windows?from=2024-01-01T12:00:00Z&to=2024-01-01T13:00:00Z&cursor=3132"

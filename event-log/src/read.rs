@@ -60,7 +60,9 @@ pub trait PartitionReader: Send + Sync {
         Self: 'a;
 
     /// Up to `max` records, waiting at most `timeout` for the first. Assignment changes are
-    /// reported to the listener inside this call, before any record of the new assignment.
+    /// reported to the listener inside this call; records read before a change are not
+    /// returned after it, and are read again from the positions the listener gave (a caller
+    /// may drop a batch from a poll during which the assignment changed).
     fn poll(&self, max: usize, timeout: Duration) -> Result<Option<Self::Batch<'_>>, ReadError>;
 
     /// Records the offsets the reader would resume from (for lag monitoring, and for the

@@ -2,9 +2,10 @@
 //!
 //! - Results: table `DYNAMODB_TABLE`, partition key `product_id` (S), sort key `window_start`
 //!   (S, RFC 3339), and `window_end`, `unique_user_count`, `event_count`, `approximate`, and
-//!   `rank` ([`crate::rank`]). The global secondary index `by_window` (partition key
-//!   `window_start`, sort key `rank`, all attributes) answers "the top K of a window" with one
-//!   Query, and a time range with one Query per minute: never a Scan.
+//!   `rank` ([`crate::rank`]), `day` and `window_rank`. Two global secondary indexes (all
+//!   attributes projected): `by_window` (partition key `window_start`, sort key `rank`) answers
+//!   "the top K of a window" with one Query; `by_day` (partition key `day`, sort key
+//!   `window_rank`) answers a time range with one Query per day. Never a Scan.
 //! - Checkpoints: table `DYNAMODB_CHECKPOINT_TABLE`, key `stream_partition` (S) =
 //!   `group/topic/partition`, holding the checkpoint as JSON and its `next_offset` (N).
 //!
@@ -31,8 +32,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
-    GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, KeysAndAttributes,
-    Projection, ProjectionType, PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
+    GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType,
+    KeysAndAttributes, Projection, ProjectionType, PutRequest, ScalarAttributeType, TableStatus,
+    WriteRequest,
 };
 use futures_util::StreamExt;
 use service_common::retry::{Backoff, Retry, with_retries};
@@ -40,12 +42,52 @@ use stream_engine::core::time::{MINUTE_MS, format_rfc3339_ms, parse_rfc3339_ms};
 use stream_engine::{Checkpoint, WindowResult};
 
 use crate::{
-    CheckpointStore, MAX_MINUTES_PER_PAGE, RangeCursor, RangePage, ResultQuery, ResultStore,
-    StoreError, Writes, Written, fired_window, latest_per_key, next_offset, rank,
+    CheckpointStore, RangeCursor, RangePage, ResultQuery, ResultStore, StoreError, Writes, Written,
+    fired_window, latest_per_key, next_offset, parse_rank, rank,
 };
 
-/// The secondary index of the results table: partition key `window_start`, sort key `rank`.
+/// The secondary index of the results table for the top of a window: partition key
+/// `window_start`, sort key `rank`.
 pub const BY_WINDOW: &str = "by_window";
+/// The secondary index of the results table for time ranges: partition key `day`
+/// (`YYYY-MM-DD` of the window start), sort key `window_rank` (`<window_start>|<rank>`).
+pub const BY_DAY: &str = "by_day";
+
+/// A global secondary index of the results table (all attributes projected).
+struct Index {
+    name: &'static str,
+    hash: &'static str,
+    range: &'static str,
+}
+
+const INDEXES: &[Index] = &[
+    Index {
+        name: BY_WINDOW,
+        hash: "window_start",
+        range: "rank",
+    },
+    Index {
+        name: BY_DAY,
+        hash: "day",
+        range: "window_rank",
+    },
+];
+
+/// The most days one page of a time range looks through (one Query each, at least).
+pub const MAX_DAYS_PER_PAGE: i64 = 31;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+fn index_names(
+    described: &aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput,
+) -> Vec<&str> {
+    described
+        .table()
+        .map(|t| t.global_secondary_indexes())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect()
+}
 
 /// Told the kind of every failed request (`timeout`, `unavailable`, `throttled`,
 /// `unprocessed`, `permanent`), for metrics.
@@ -127,29 +169,31 @@ impl DynamoStore {
                 ("product_id", KeyType::Hash),
                 ("window_start", KeyType::Range),
             ],
-            true,
+            INDEXES,
         )
         .await?;
         self.ensure_table(
             &s.checkpoint_table,
             &[("stream_partition", KeyType::Hash)],
-            false,
+            &[],
         )
         .await
     }
 
-    /// Checks that both tables exist (when the engine is not to create them).
+    /// Checks that both tables exist, the results table with its indexes (when the engine is
+    /// not to create them).
     pub async fn check_tables(&self) -> Result<(), StoreError> {
         for table in [&self.settings.table, &self.settings.checkpoint_table] {
             match self.client.describe_table().table_name(table).send().await {
                 Ok(described) => {
-                    let indexed = described
-                        .table()
-                        .map(|t| t.global_secondary_indexes())
-                        .is_some_and(|ix| ix.iter().any(|i| i.index_name() == Some(BY_WINDOW)));
-                    if table == &self.settings.table && !indexed {
+                    if table != &self.settings.table {
+                        continue;
+                    }
+                    let present = index_names(&described);
+                    if let Some(missing) = INDEXES.iter().find(|i| !present.contains(&i.name)) {
                         return Err(store_error(format!(
-                            "table {table} has no {BY_WINDOW} index (partition key window_start, sort key rank; or let the engine add it by unsetting ECOM_NO_CREATE)"
+                            "table {table} has no {} index (partition key {}, sort key {}; or let the engine add it by unsetting ECOM_NO_CREATE)",
+                            missing.name, missing.hash, missing.range
                         )));
                     }
                 }
@@ -173,7 +217,7 @@ impl DynamoStore {
         &self,
         table: &str,
         keys: &[(&str, KeyType)],
-        by_window: bool,
+        indexes: &[Index],
     ) -> Result<(), StoreError> {
         let fail = |what: &str, e: &dyn std::fmt::Display| {
             store_error(format!("{what} table {table}: {e}"))
@@ -190,19 +234,12 @@ impl DynamoStore {
                 .build()
                 .map_err(|e| fail("cannot define", &e))
         };
-        let index_keys = || -> Result<Vec<KeySchemaElement>, StoreError> {
-            Ok(vec![
-                KeySchemaElement::builder()
-                    .attribute_name("window_start")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .map_err(|e| fail("cannot define", &e))?,
-                KeySchemaElement::builder()
-                    .attribute_name("rank")
-                    .key_type(KeyType::Range)
-                    .build()
-                    .map_err(|e| fail("cannot define", &e))?,
-            ])
+        let key = |name: &str, key_type: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+                .map_err(|e| fail("cannot define", &e))
         };
         let projection = || {
             Projection::builder()
@@ -210,30 +247,30 @@ impl DynamoStore {
                 .build()
         };
         if let Some(described) = &described {
-            let indexed = described
-                .table()
-                .map(|t| t.global_secondary_indexes())
-                .is_some_and(|ix| ix.iter().any(|i| i.index_name() == Some(BY_WINDOW)));
-            if by_window && !indexed {
-                // A table from before the index: add it.
+            let present = index_names(described);
+            // A table from before an index: add it (one index per UpdateTable, as DynamoDB
+            // requires, each waited for).
+            for index in indexes.iter().filter(|i| !present.contains(&i.name)) {
                 let create = CreateGlobalSecondaryIndexAction::builder()
-                    .index_name(BY_WINDOW)
-                    .set_key_schema(Some(index_keys()?))
+                    .index_name(index.name)
+                    .key_schema(key(index.hash, KeyType::Hash)?)
+                    .key_schema(key(index.range, KeyType::Range)?)
                     .projection(projection())
                     .build()
                     .map_err(|e| fail("cannot define", &e))?;
                 self.client
                     .update_table()
                     .table_name(table)
-                    .attribute_definitions(string_attribute("window_start")?)
-                    .attribute_definitions(string_attribute("rank")?)
+                    .attribute_definitions(string_attribute(index.hash)?)
+                    .attribute_definitions(string_attribute(index.range)?)
                     .global_secondary_index_updates(
                         GlobalSecondaryIndexUpdate::builder().create(create).build(),
                     )
                     .send()
                     .await
-                    .map_err(|e| fail("cannot add the index to", &DisplayErr(&e)))?;
-                tracing::info!(table, index = BY_WINDOW, "added DynamoDB index");
+                    .map_err(|e| fail("cannot add an index to", &DisplayErr(&e)))?;
+                tracing::info!(table, index = index.name, "added DynamoDB index");
+                self.wait_active(table).await?;
             }
         }
         if described.is_none() {
@@ -242,28 +279,28 @@ impl DynamoStore {
                 .create_table()
                 .table_name(table)
                 .billing_mode(BillingMode::PayPerRequest);
-            if by_window {
-                create = create
-                    .attribute_definitions(string_attribute("rank")?)
-                    .global_secondary_indexes(
-                        GlobalSecondaryIndex::builder()
-                            .index_name(BY_WINDOW)
-                            .set_key_schema(Some(index_keys()?))
-                            .projection(projection())
-                            .build()
-                            .map_err(|e| fail("cannot define", &e))?,
-                    );
+            let mut defined: Vec<&str> = Vec::new();
+            for index in indexes {
+                for name in [index.hash, index.range] {
+                    if !defined.contains(&name) && !keys.iter().any(|(k, _)| *k == name) {
+                        defined.push(name);
+                        create = create.attribute_definitions(string_attribute(name)?);
+                    }
+                }
+                create = create.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index.name)
+                        .key_schema(key(index.hash, KeyType::Hash)?)
+                        .key_schema(key(index.range, KeyType::Range)?)
+                        .projection(projection())
+                        .build()
+                        .map_err(|e| fail("cannot define", &e))?,
+                );
             }
             for (name, key_type) in keys {
                 create = create
                     .attribute_definitions(string_attribute(name)?)
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name(*name)
-                            .key_type(key_type.clone())
-                            .build()
-                            .map_err(|e| fail("cannot define", &e))?,
-                    );
+                    .key_schema(key(name, key_type.clone())?);
             }
             match create.send().await {
                 Ok(_) => tracing::info!(table, "created DynamoDB table"),
@@ -272,6 +309,14 @@ impl DynamoStore {
                 Err(e) => return Err(fail("cannot create", &DisplayErr(&e))),
             }
         }
+        self.wait_active(table).await
+    }
+
+    /// Waits until the table and its indexes are active.
+    async fn wait_active(&self, table: &str) -> Result<(), StoreError> {
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            store_error(format!("{what} table {table}: {e}"))
+        };
         for _ in 0..120 {
             let described = self
                 .client
@@ -281,7 +326,13 @@ impl DynamoStore {
                 .await
                 .map_err(|e| fail("cannot describe", &DisplayErr(&e)))?;
             let status = described.table().and_then(|t| t.table_status());
-            if status == Some(&TableStatus::Active) {
+            let indexes_active = described
+                .table()
+                .map(|t| t.global_secondary_indexes())
+                .unwrap_or_default()
+                .iter()
+                .all(|i| i.index_status().is_none_or(|s| *s == IndexStatus::Active));
+            if status == Some(&TableStatus::Active) && indexes_active {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -544,7 +595,23 @@ fn result_item(result: &WindowResult) -> Vec<(&'static str, AttributeValue)> {
         ("event_count", AttributeValue::N(result.events.to_string())),
         ("approximate", AttributeValue::Bool(result.approximate)),
         ("rank", AttributeValue::S(rank(result))),
+        ("day", AttributeValue::S(day(result.window_start_ms))),
+        ("window_rank", AttributeValue::S(window_rank(result))),
     ]
+}
+
+/// `YYYY-MM-DD` of a time.
+fn day(ms: i64) -> String {
+    format_rfc3339_ms(ms.div_euclid(DAY_MS) * DAY_MS)[..10].to_owned()
+}
+
+/// The `by_day` sort key: the window's start, then its rank.
+fn window_rank(result: &WindowResult) -> String {
+    format!(
+        "{}|{}",
+        format_rfc3339_ms(result.window_start_ms),
+        rank(result)
+    )
 }
 
 /// A window result from its item.
@@ -576,36 +643,24 @@ impl DynamoStore {
         ))
     }
 
-    /// One page of the `by_window` index for one window, from `after` (a rank) on.
-    async fn window_page(
+    /// Runs a Query page after page (each retried while the failure is transient) until it
+    /// is exhausted or `limit` results are in.
+    async fn query_results(
         &self,
-        window_start_ms: i64,
-        after: Option<&str>,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        mut start_key: Option<HashMap<String, AttributeValue>>,
         limit: usize,
     ) -> Result<Vec<WindowResult>, StoreError> {
         let mut results = Vec::new();
-        let mut start_key: Option<HashMap<String, AttributeValue>> = None;
-        let window = AttributeValue::S(format_rfc3339_ms(window_start_ms));
         loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.settings.table)
-                .index_name(BY_WINDOW)
-                .expression_attribute_values(":w", window.clone())
+            let page = query
+                .clone()
                 .limit((limit - results.len()).min(1000) as i32)
                 .set_exclusive_start_key(start_key.take());
-            query = match after {
-                Some(rank) => query
-                    .key_condition_expression("window_start = :w AND #r > :r")
-                    .expression_attribute_names("#r", "rank")
-                    .expression_attribute_values(":r", AttributeValue::S(rank.to_owned())),
-                None => query.key_condition_expression("window_start = :w"),
-            };
             let page = with_retries(
                 self.settings.retry_for,
                 |e| self.classify(e),
-                || query.clone().send(),
+                || page.clone().send(),
             )
             .await
             .map_err(|e| self.query_error(&e))?;
@@ -627,41 +682,19 @@ impl ResultQuery for DynamoStore {
         before_ms: Option<i64>,
         limit: usize,
     ) -> Result<Vec<WindowResult>, StoreError> {
-        let mut results = Vec::new();
-        let mut start_key: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.settings.table)
-                .scan_index_forward(false)
-                .expression_attribute_values(":p", AttributeValue::S(product_id.to_owned()))
-                .limit((limit - results.len()).min(1000) as i32)
-                .set_exclusive_start_key(start_key.take());
-            query = match before_ms {
-                Some(before) => query
-                    .key_condition_expression("product_id = :p AND window_start < :b")
-                    .expression_attribute_values(
-                        ":b",
-                        AttributeValue::S(format_rfc3339_ms(before)),
-                    ),
-                None => query.key_condition_expression("product_id = :p"),
-            };
-            let page = with_retries(
-                self.settings.retry_for,
-                |e| self.classify(e),
-                || query.clone().send(),
-            )
-            .await
-            .map_err(|e| self.query_error(&e))?;
-            for item in page.items() {
-                results.push(from_item(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if results.len() < limit => start_key = Some(key.clone()),
-                _ => return Ok(results),
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.settings.table)
+            .scan_index_forward(false)
+            .expression_attribute_values(":p", AttributeValue::S(product_id.to_owned()));
+        let query = match before_ms {
+            Some(before) => query
+                .key_condition_expression("product_id = :p AND window_start < :b")
+                .expression_attribute_values(":b", AttributeValue::S(format_rfc3339_ms(before))),
+            None => query.key_condition_expression("product_id = :p"),
+        };
+        self.query_results(query, None, limit).await
     }
 
     async fn top(
@@ -669,7 +702,17 @@ impl ResultQuery for DynamoStore {
         window_start_ms: i64,
         limit: usize,
     ) -> Result<Vec<WindowResult>, StoreError> {
-        self.window_page(window_start_ms, None, limit).await
+        let query = self
+            .client
+            .query()
+            .table_name(&self.settings.table)
+            .index_name(BY_WINDOW)
+            .key_condition_expression("window_start = :w")
+            .expression_attribute_values(
+                ":w",
+                AttributeValue::S(format_rfc3339_ms(window_start_ms)),
+            );
+        self.query_results(query, None, limit).await
     }
 
     async fn windows(
@@ -679,42 +722,75 @@ impl ResultQuery for DynamoStore {
         after: Option<RangeCursor>,
         limit: usize,
     ) -> Result<RangePage, StoreError> {
-        let mut minute = stream_engine::core::time::window_start(from_ms);
-        if minute < from_ms {
-            minute += MINUTE_MS;
+        // One Query of the `by_day` index per day, from the cursor on: `window_rank` between
+        // the range's first window and `to` (a bare `to` sorts before every result starting
+        // at `to`, which the range excludes).
+        let mut first = stream_engine::core::time::window_start(from_ms);
+        if first < from_ms {
+            first += MINUTE_MS;
         }
-        let mut after_rank = None;
-        if let Some(cursor) = &after {
-            minute = minute.max(cursor.window_start_ms);
-            if minute == cursor.window_start_ms && !cursor.rank.is_empty() {
-                after_rank = Some(cursor.rank.clone());
+        let (start, mut start_key) = match &after {
+            Some(c) if c.window_start_ms >= first => {
+                let key = parse_rank(&c.rank).map(|(users, product)| {
+                    let cursor = WindowResult {
+                        product_id: product.into(),
+                        window_start_ms: c.window_start_ms,
+                        unique_users: users,
+                        events: 0,
+                        approximate: false,
+                    };
+                    HashMap::from([
+                        ("day".to_owned(), AttributeValue::S(day(c.window_start_ms))),
+                        (
+                            "window_rank".to_owned(),
+                            AttributeValue::S(window_rank(&cursor)),
+                        ),
+                        (
+                            "product_id".to_owned(),
+                            AttributeValue::S(product.to_owned()),
+                        ),
+                        (
+                            "window_start".to_owned(),
+                            AttributeValue::S(format_rfc3339_ms(c.window_start_ms)),
+                        ),
+                    ])
+                });
+                (c.window_start_ms, key)
             }
-        }
+            _ => (first, None),
+        };
+        let low = AttributeValue::S(format_rfc3339_ms(start));
+        let high = AttributeValue::S(format_rfc3339_ms(to_ms));
         let mut results: Vec<WindowResult> = Vec::new();
-        let mut looked = 0;
-        while minute < to_ms && looked < MAX_MINUTES_PER_PAGE {
+        let mut day_start = start.div_euclid(DAY_MS) * DAY_MS;
+        let mut days = 0;
+        while day_start < to_ms && days < MAX_DAYS_PER_PAGE {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.settings.table)
+                .index_name(BY_DAY)
+                .key_condition_expression("#d = :d AND window_rank BETWEEN :lo AND :hi")
+                .expression_attribute_names("#d", "day")
+                .expression_attribute_values(":d", AttributeValue::S(day(day_start)))
+                .expression_attribute_values(":lo", low.clone())
+                .expression_attribute_values(":hi", high.clone());
             let want = limit - results.len();
-            let page = self
-                .window_page(minute, after_rank.as_deref(), want)
-                .await?;
+            let page = self.query_results(query, start_key.take(), want).await?;
             let full = page.len() == want;
             results.extend(page);
             if full {
-                let last = results.last().map(rank).unwrap_or_default();
-                return Ok(RangePage {
-                    results,
-                    next: Some(RangeCursor {
-                        window_start_ms: minute,
-                        rank: last,
-                    }),
+                let next = results.last().map(|last| RangeCursor {
+                    window_start_ms: last.window_start_ms,
+                    rank: rank(last),
                 });
+                return Ok(RangePage { results, next });
             }
-            after_rank = None;
-            minute += MINUTE_MS;
-            looked += 1;
+            day_start += DAY_MS;
+            days += 1;
         }
-        let next = (minute < to_ms).then(|| RangeCursor {
-            window_start_ms: minute,
+        let next = (day_start < to_ms).then(|| RangeCursor {
+            window_start_ms: day_start.max(start),
             rank: String::new(),
         });
         Ok(RangePage { results, next })

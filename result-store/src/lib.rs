@@ -105,10 +105,6 @@ pub struct RangePage {
     pub next: Option<RangeCursor>,
 }
 
-/// The most minutes one page of [`ResultQuery::windows`] looks through (on DynamoDB, one
-/// Query each), so that a wide, sparse range costs bounded work per request.
-pub const MAX_MINUTES_PER_PAGE: i64 = 60;
-
 /// The reads of the analytics API.
 pub trait ResultQuery: Send + Sync + 'static {
     /// A product's latest `limit` windows starting before `before_ms` (all when `None`),
@@ -128,8 +124,9 @@ pub trait ResultQuery: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<WindowResult>>> + Send;
 
-    /// Results of the windows starting in `[from_ms, to_ms)`, by window start, then rank; at
-    /// most `limit` and at most [`MAX_MINUTES_PER_PAGE`] minutes per page.
+    /// Results of the windows starting in `[from_ms, to_ms)`, by window start, then rank, at
+    /// most `limit` per page. A store may end a page early (DynamoDB looks through at most 31
+    /// days per page), so only a `None` next cursor ends the range.
     fn windows(
         &self,
         from_ms: i64,

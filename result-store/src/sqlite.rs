@@ -22,8 +22,8 @@ use stream_engine::core::time::{MINUTE_MS, window_start};
 use stream_engine::{Checkpoint, WindowResult};
 
 use crate::{
-    CheckpointStore, MAX_MINUTES_PER_PAGE, RangeCursor, RangePage, ResultQuery, ResultStore,
-    StoreError, Writes, Written, fired_window, latest_per_key, next_offset, parse_rank, rank,
+    CheckpointStore, RangeCursor, RangePage, ResultQuery, ResultStore, StoreError, Writes, Written,
+    fired_window, latest_per_key, next_offset, parse_rank, rank,
 };
 
 const STORE: &str = "sqlite";
@@ -249,8 +249,7 @@ impl ResultQuery for SqliteStore {
         after: Option<RangeCursor>,
         limit: usize,
     ) -> Result<RangePage, StoreError> {
-        // The same pages as on DynamoDB: by window start, then rank, and at most
-        // MAX_MINUTES_PER_PAGE minutes looked through per page.
+        // By window start, then rank, from the cursor on.
         let mut first = window_start(from_ms);
         if first < from_ms {
             first += MINUTE_MS;
@@ -259,7 +258,6 @@ impl ResultQuery for SqliteStore {
             Some(c) if c.window_start_ms >= first => (c.window_start_ms, parse_rank(&c.rank)),
             _ => (first, None),
         };
-        let horizon = to_ms.min(start.saturating_add(MAX_MINUTES_PER_PAGE * MINUTE_MS));
         let order = "ORDER BY window_start ASC, unique_user_count DESC, product_id ASC LIMIT ?";
         let rows = match after_rank {
             // The rest of the cursor's window after its rank, then the following windows.
@@ -272,7 +270,7 @@ impl ResultQuery for SqliteStore {
                  {order}"
                 ))
                 .bind(start)
-                .bind(horizon)
+                .bind(to_ms)
                 .bind(start)
                 .bind(users as i64)
                 .bind(users as i64)
@@ -287,7 +285,7 @@ impl ResultQuery for SqliteStore {
                  WHERE window_start >= ? AND window_start < ? {order}"
                 ))
                 .bind(start)
-                .bind(horizon)
+                .bind(to_ms)
                 .bind(limit as i64)
                 .fetch_all(&self.pool)
                 .await
@@ -304,11 +302,10 @@ impl ResultQuery for SqliteStore {
             });
             return Ok(RangePage { results, next });
         }
-        let next = (horizon < to_ms).then(|| RangeCursor {
-            window_start_ms: horizon,
-            rank: String::new(),
-        });
-        Ok(RangePage { results, next })
+        Ok(RangePage {
+            results,
+            next: None,
+        })
     }
 
     async fn latest_fired(&self) -> Result<Option<i64>, StoreError> {

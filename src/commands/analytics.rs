@@ -37,12 +37,8 @@ pub struct Args {
     /// Partitions of the input topic (whose checkpoints say which window fired last).
     #[arg(long, env = "KAFKA_INPUT_PARTITIONS", default_value_t = 4)]
     partitions: u32,
-    /// DynamoDB table of the window results.
-    #[arg(long, env = "DYNAMODB_TABLE", default_value = "ecom-analytics")]
-    table: String,
-    /// DynamoDB table of the checkpoints (default: the results table's name + `-checkpoints`).
-    #[arg(long, env = "DYNAMODB_CHECKPOINT_TABLE")]
-    checkpoint_table: Option<String>,
+    #[command(flatten)]
+    tables: super::DynamoTables,
     /// Live-stream clients at once; more get 503.
     #[arg(long, env = "ECOM_MAX_STREAM_CLIENTS", default_value_t = 256)]
     max_stream_clients: usize,
@@ -50,11 +46,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     service_common::init_tracing();
-    let checkpoint_table = args
-        .checkpoint_table
-        .unwrap_or_else(|| format!("{}-checkpoints", args.table));
+    let (table, checkpoint_table) = args.tables.names();
     let settings = DynamoSettings {
-        table: args.table,
+        table,
         checkpoint_table,
         stream: super::stream_id(&args.group_id, &args.input_topic),
         retry_for: Duration::from_secs(5),

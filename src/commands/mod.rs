@@ -48,6 +48,27 @@ impl EngineArgs {
     }
 }
 
+/// The DynamoDB tables of the results and checkpoints (`ecom stream-engine`, `ecom analytics`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DynamoTables {
+    /// DynamoDB table of the window results.
+    #[arg(long, env = "DYNAMODB_TABLE", default_value = "ecom-analytics")]
+    pub table: String,
+    /// DynamoDB table of the checkpoints (default: the results table's name + `-checkpoints`).
+    #[arg(long, env = "DYNAMODB_CHECKPOINT_TABLE")]
+    pub checkpoint_table: Option<String>,
+}
+
+impl DynamoTables {
+    /// (results table, checkpoint table).
+    pub fn names(self) -> (String, String) {
+        let checkpoints = self
+            .checkpoint_table
+            .unwrap_or_else(|| format!("{}-checkpoints", self.table));
+        (self.table, checkpoints)
+    }
+}
+
 /// The name of the engine's checkpoint stream: its consumer group and input topic.
 pub fn stream_id(group_id: &str, input_topic: &str) -> String {
     format!("{group_id}/{input_topic}")

@@ -51,12 +51,8 @@ pub struct Args {
     /// Partitions of the input and results topics when the engine creates them.
     #[arg(long, env = "KAFKA_INPUT_PARTITIONS", default_value_t = 4)]
     partitions: i32,
-    /// DynamoDB table of the window results.
-    #[arg(long, env = "DYNAMODB_TABLE", default_value = "ecom-analytics")]
-    table: String,
-    /// DynamoDB table of the checkpoints (default: the results table's name + `-checkpoints`).
-    #[arg(long, env = "DYNAMODB_CHECKPOINT_TABLE")]
-    checkpoint_table: Option<String>,
+    #[command(flatten)]
+    tables: super::DynamoTables,
     #[command(flatten)]
     engine: super::EngineArgs,
     /// How often output is stored and partitions checkpointed.
@@ -75,13 +71,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     service_common::init_tracing();
-    let checkpoint_table = args
-        .checkpoint_table
-        .unwrap_or_else(|| format!("{}-checkpoints", args.table));
+    let (table, checkpoint_table) = args.tables.names();
     let settings = Settings {
         addr: args.addr,
         dynamo: DynamoSettings {
-            table: args.table,
+            table,
             checkpoint_table,
             stream: super::stream_id(&args.group_id, &args.input_topic),
             retry_for: args.sink_retry_for,

@@ -211,3 +211,41 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// Reading the Prometheus text format, for benchmarks that report a service's own metrics.
+pub mod prometheus {
+    /// The value of the sample named exactly `name` (labels included), or 0.
+    pub fn value(text: &str, name: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Upper bounds of the buckets of histogram `name` that hold the `wanted` quantiles.
+    pub fn quantiles(
+        text: &str,
+        name: &str,
+        wanted: &[(&'static str, f64)],
+    ) -> Vec<(&'static str, String)> {
+        let mut buckets: Vec<(String, f64)> = text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?.strip_prefix("_bucket{le=\"")?;
+                let (le, count) = rest.split_once("\"} ")?;
+                Some((le.to_owned(), count.parse().ok()?))
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let total = buckets.last().map_or(0.0, |b| b.1);
+        wanted
+            .iter()
+            .map(|(label, q)| {
+                let bound = buckets
+                    .iter()
+                    .find(|(_, count)| *count >= q * total)
+                    .map_or("-".to_owned(), |(le, _)| le.clone());
+                (*label, bound)
+            })
+            .collect()
+    }
+}

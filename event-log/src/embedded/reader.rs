@@ -242,10 +242,14 @@ impl<L: PartitionListener> PartitionReader for EmbeddedReader<L> {
             if state.closed {
                 return Ok(None);
             }
-            if state.cursors.is_none() && !self.assign(&mut state) {
-                // The listener could not take the partitions; it has recorded why.
-                drop(state);
-                std::thread::sleep(timeout);
+            if state.cursors.is_none() {
+                // The poll that changes the assignment returns no records (as Kafka's): the
+                // caller drops what it read across an assignment change.
+                if !self.assign(&mut state) {
+                    // The listener could not take the partitions; it has recorded why.
+                    drop(state);
+                    std::thread::sleep(timeout);
+                }
                 return Ok(None);
             }
             let n = self.inner.partitions.len();

@@ -26,11 +26,14 @@ pub mod sink;
 pub mod source;
 pub mod worker;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use event_log::{PartitionReader, ReadError};
+use prometheus_client::registry::Registry;
 use result_store::{CheckpointStore, ResultStore};
 use stream_engine::EngineConfig;
 
@@ -138,6 +141,46 @@ where
         thread,
         pipeline,
     })
+}
+
+/// The engine alone as a service: started on `parts` and the reader `open` makes, with
+/// `/healthz`, `/readyz` and `/metrics` (from `registry`, where `parts.metrics` is registered)
+/// on `addr`. Returns the bound address and a future that runs until `shutdown` resolves or the
+/// engine fails, then stores and checkpoints what was processed and gives the partitions up.
+pub async fn build<S, L, R, F>(
+    addr: SocketAddr,
+    parts: EngineParts<S, L>,
+    open: F,
+    registry: Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl Future<Output = Result<(), RuntimeError>>), RuntimeError>
+where
+    S: ResultStore + CheckpointStore,
+    L: ResultLog,
+    R: PartitionReader,
+    F: FnOnce(Arc<Shared<S>>) -> Result<R, ReadError> + Send + 'static,
+{
+    let engine = start(parts, open)?;
+    let ops = service_common::Ops::new(registry, engine.ready_check());
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (bound, server) = service_common::serve(addr, axum::Router::new(), ops, async move {
+        let _ = server_stopped.await;
+    })
+    .await
+    .map_err(|source| RuntimeError::Bind { addr, source })?;
+    let run = async move {
+        let server = tokio::spawn(server);
+        // Stop on the signal, or when the engine thread ends by itself (a failure).
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down"),
+            () = engine.stopped() => {}
+        }
+        let outcome = engine.stop().await;
+        let _ = stop_server.send(());
+        let _ = server.await;
+        outcome
+    };
+    Ok((bound, run))
 }
 
 impl RunningEngine {
@@ -267,30 +310,15 @@ mod kafka_run {
             metrics,
         };
         let source = settings.source.clone();
-        let engine = super::start(parts, move |listener| {
-            KafkaReader::subscribe(&source, listener)
-        })?;
-        let ops = service_common::Ops::new(registry, engine.ready_check());
-        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, server) =
-            service_common::serve(settings.addr, axum::Router::new(), ops, async move {
-                let _ = server_stopped.await;
-            })
-            .await
-            .map_err(|source| RuntimeError::Bind {
-                addr: settings.addr,
-                source,
-            })?;
+        let (addr, engine) = super::build(
+            settings.addr,
+            parts,
+            move |listener| KafkaReader::subscribe(&source, listener),
+            registry,
+            shutdown,
+        )
+        .await?;
         tracing::info!(%addr, topic = %settings.source.topic, group = %settings.source.group_id, "stream engine started");
-        let server = tokio::spawn(server);
-        // Stop on the signal, or when the engine thread ends by itself (a failure).
-        tokio::select! {
-            () = shutdown => tracing::info!("shutting down"),
-            () = engine.stopped() => {}
-        }
-        let outcome = engine.stop().await;
-        let _ = stop_server.send(());
-        let _ = server.await;
-        outcome
+        engine.await
     }
 }

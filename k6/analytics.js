@@ -4,7 +4,7 @@
 // the summary gives latency percentiles per query (tagged `query`).
 //
 //   k6 run -e URL=http://127.0.0.1:8080 -e FROM=2024-01-01T12:00:00Z -e MINUTES=8 \
-//          -e PRODUCTS=1000 -e VUS=8 -e DURATION=20s k6/analytics.js
+//          -e PRODUCTS=1000 -e VUS=8 -e DURATION=20s [-e RATE=200] k6/analytics.js
 import http from 'k6/http';
 import { check } from 'k6';
 
@@ -13,9 +13,26 @@ const FROM = Date.parse(__ENV.FROM || '2024-01-01T12:00:00Z');
 const MINUTES = parseInt(__ENV.MINUTES || '8');
 const PRODUCTS = parseInt(__ENV.PRODUCTS || '1000');
 
+// RATE=N: N requests per second whatever the latency (an open model), instead of VUS users
+// asking as fast as they can (a closed model, which measures the store at saturation).
+const RATE = parseInt(__ENV.RATE || '0');
+const load = RATE > 0
+  ? {
+      scenarios: {
+        steady: {
+          executor: 'constant-arrival-rate',
+          rate: RATE,
+          timeUnit: '1s',
+          duration: __ENV.DURATION || '20s',
+          preAllocatedVUs: 32,
+          maxVUs: 256,
+        },
+      },
+    }
+  : { vus: parseInt(__ENV.VUS || '8'), duration: __ENV.DURATION || '20s' };
+
 export const options = {
-  vus: parseInt(__ENV.VUS || '8'),
-  duration: __ENV.DURATION || '20s',
+  ...load,
   summaryTrendStats: ['avg', 'p(50)', 'p(90)', 'p(99)', 'max'],
   thresholds: {
     checks: ['rate==1'],

@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | 202 | every valid event acknowledged | `{"accepted": N, "rejected": [{"index", "code", "message"}]}` |
 //! | 400 | no valid event, or not JSON | `{"error": {...}, "rejected": [...]}` |
+//! | 408 | body not received within the read timeout | `{"error": {...}}` |
 //! | 413 | body over the limit | `{"error": {...}}` |
 //! | 415 | not `application/json` or `application/x-ndjson` | `{"error": {...}}` |
 //! | 503 + `Retry-After` | log unreachable, too slow, or producer queue full | `{"error": {...}}` |
@@ -24,6 +25,7 @@ pub mod body;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -50,14 +52,31 @@ pub const ROUTE: &str = "/api/v1/events";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    pub body: BodyLimits,
+}
+
+/// How much of a request body ingest reads, and for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
     /// Bodies over this many bytes are refused with 413.
-    pub max_body_bytes: usize,
+    pub max_bytes: usize,
+    /// A body not received whole within this is refused with 408 (a stalled client).
+    pub read_timeout: Duration,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            max_bytes: 4 << 20,
+            read_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// The service: its event log and its metrics.
 pub struct Ingest<L> {
     log: L,
-    max_body_bytes: usize,
+    body: BodyLimits,
     metrics: IngestMetrics,
 }
 
@@ -108,10 +127,10 @@ impl IngestMetrics {
 
 impl<L: EventLog> Ingest<L> {
     /// The service over `log`, its metrics registered in `registry`.
-    pub fn new(log: L, max_body_bytes: usize, registry: &mut Registry) -> Arc<Self> {
+    pub fn new(log: L, body: BodyLimits, registry: &mut Registry) -> Arc<Self> {
         Arc::new(Ingest {
             log,
-            max_body_bytes,
+            body,
             metrics: IngestMetrics::register(registry),
         })
     }
@@ -154,8 +173,11 @@ impl<L: EventLog> Ingest<L> {
             .with_details("rejected", json!(rejected)));
         }
         let accepted = records.len();
+        // Counted here rather than asked of the log, whose own count may lag the
+        // acknowledgement it just gave; uncounted even if the request is dropped meanwhile.
+        let waiting = Waiting::new(&self.metrics.queue_depth, accepted);
         let appended = self.log.append(records).await;
-        self.metrics.queue_depth.set(self.log.in_flight() as i64);
+        drop(waiting);
         match appended {
             Ok(()) => {
                 self.metrics.accepted.inc_by(accepted as u64);
@@ -175,6 +197,26 @@ impl<L: EventLog> Ingest<L> {
                 )
             }
         }
+    }
+}
+
+/// Events waiting for the log's acknowledgement, counted in a gauge while alive.
+struct Waiting<'a> {
+    gauge: &'a Gauge,
+    events: i64,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a Gauge, events: usize) -> Self {
+        let events = events as i64;
+        gauge.inc_by(events);
+        Waiting { gauge, events }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.events);
     }
 }
 
@@ -220,7 +262,7 @@ async fn post_events<L: EventLog>(
             ),
         )
     })?;
-    let limit = ingest.max_body_bytes;
+    let limit = ingest.body.max_bytes;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -235,7 +277,18 @@ async fn post_events<L: EventLog>(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let read = tokio::time::timeout(ingest.body.read_timeout, axum::body::to_bytes(body, limit));
+    let read = read.await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {:?}",
+                ingest.body.read_timeout
+            ),
+        )
+    })?;
+    let bytes = read.map_err(|e| {
         let over = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if over {
@@ -251,11 +304,11 @@ async fn post_events<L: EventLog>(
 /// [`build`] serves alone, and `ecom up` serves beside the other services.
 pub fn part<L: EventLog>(
     log: L,
-    max_body_bytes: usize,
+    body: BodyLimits,
     registry: &mut Registry,
     http: Arc<HttpMetrics>,
 ) -> (Router, ReadyCheck) {
-    let ingest = Ingest::new(log, max_body_bytes, registry);
+    let ingest = Ingest::new(log, body, registry);
     let ready = ingest.clone();
     let check: ReadyCheck = Arc::new(move || {
         let ingest = ready.clone();
@@ -273,6 +326,6 @@ pub async fn build<L: EventLog>(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
-    let (router, ready) = part(log, config.max_body_bytes, &mut registry, http);
+    let (router, ready) = part(log, config.body, &mut registry, http);
     service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
 }

@@ -30,7 +30,10 @@ async fn start(broker: &Broker, delivery_timeout: Duration, max_body_bytes: usiz
     .expect("producer");
     let config = ingest::Config {
         addr: "127.0.0.1:0".parse().unwrap(),
-        max_body_bytes,
+        body: ingest::BodyLimits {
+            max_bytes: max_body_bytes,
+            read_timeout: Duration::from_secs(2),
+        },
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (addr, server) = ingest::build(config, log, async {
@@ -267,6 +270,30 @@ async fn bad_requests_get_structured_errors() {
         (400, Some("no_valid_events"))
     );
     assert_eq!(body["rejected"].as_array().map(Vec::len), Some(2));
+
+    // A client that stops halfway through its body gets 408 once the read timeout (2 s here)
+    // passes, and the connection is not held beyond it.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = service.url.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{{\"user_id\""
+        );
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("the server answers a stalled body");
+        read.expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("body_timeout"), "{answer}");
+        assert!(started.elapsed() >= Duration::from_millis(1500));
+    }
 
     assert_eq!(service.get("/healthz").await.0, 200);
     assert_eq!(service.get("/readyz").await.0, 200);

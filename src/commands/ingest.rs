@@ -26,6 +26,9 @@ pub struct Args {
     /// Bodies over this many bytes get 413.
     #[arg(long, env = "ECOM_MAX_BODY_BYTES", default_value_t = 4 << 20)]
     max_body_bytes: usize,
+    /// A body not received whole within this gets 408.
+    #[arg(long, env = "ECOM_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    body_timeout: Duration,
     /// How long a request waits for the broker's acknowledgement before it gets 503.
     #[arg(long, env = "ECOM_DELIVERY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     delivery_timeout: Duration,
@@ -50,7 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let config = ingest::Config {
         addr: args.addr,
-        max_body_bytes: args.max_body_bytes,
+        body: ingest::BodyLimits {
+            max_bytes: args.max_body_bytes,
+            read_timeout: args.body_timeout,
+        },
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {

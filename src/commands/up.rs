@@ -128,7 +128,10 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let http = HttpMetrics::register(&mut registry);
     let (ingest_routes, ingest_ready) = ingest::part(
         events.clone(),
-        args.max_body_bytes,
+        ingest::BodyLimits {
+            max_bytes: args.max_body_bytes,
+            ..ingest::BodyLimits::default()
+        },
         &mut registry,
         http.clone(),
     );

@@ -1,7 +1,8 @@
 //! The plumbing every ecom service shares, so that each service is only its own logic:
 //!
 //! - [`serve`]: an axum router on an address until a shutdown signal, with `/healthz`,
-//!   `/readyz` and `/metrics` added;
+//!   `/readyz` and `/metrics` added, and the [`Limits`] that keep slow clients from holding
+//!   the server;
 //! - [`ApiError`]: the structured error body of every HTTP API,
 //!   `{"error": {"code": ..., "message": ...}}`;
 //! - [`shutdown_signal`]: SIGTERM or Ctrl-C;
@@ -11,6 +12,9 @@
 
 pub mod http_metrics;
 pub mod retry;
+mod server;
+
+pub use server::Limits;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -52,11 +56,6 @@ pub fn all_ready(checks: Vec<(&'static str, ReadyCheck)>) -> ReadyCheck {
     })
 }
 
-/// A readiness check that always passes.
-pub fn always_ready() -> ReadyCheck {
-    Arc::new(|| Box::pin(async { Ok(()) }))
-}
-
 /// What [`serve`] adds to a service's router.
 #[derive(Clone)]
 pub struct Ops {
@@ -75,22 +74,29 @@ impl Ops {
 
 /// Serves `router` plus `/healthz` (the process is up), `/readyz` (the check passes) and
 /// `/metrics` (Prometheus text format) on `addr` until `shutdown` resolves, then finishes the
-/// requests in flight. Returns once bound with the actual address and the server's future.
+/// requests in flight, with the default [`Limits`]. Returns once bound with the actual address
+/// and the server's future.
 pub async fn serve(
     addr: SocketAddr,
     router: Router,
     ops: Ops,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    serve_with(addr, router, ops, Limits::default(), shutdown).await
+}
+
+/// [`serve`] with other limits.
+pub async fn serve_with(
+    addr: SocketAddr,
+    router: Router,
+    ops: Ops,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let app = router.merge(ops_router(ops));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    let server = async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    };
-    Ok((local, server))
+    Ok((local, server::run(listener, app, limits, shutdown)))
 }
 
 fn ops_router(ops: Ops) -> Router {

@@ -66,9 +66,6 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Whether the log can take records.
     fn ready(&self) -> impl Future<Output = Result<(), NotReady>> + Send;
-
-    /// Records handed over and not acknowledged yet.
-    fn in_flight(&self) -> usize;
 }
 
 /// The partition of a key among `partitions`: Kafka's default partitioner.

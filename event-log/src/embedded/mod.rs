@@ -268,6 +268,11 @@ impl EmbeddedLog {
             .map(Partition::bounds)
     }
 
+    /// Records queued and not durable yet.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Group commits done so far (each shared by every append queued at the time).
     pub fn flushes(&self) -> u64 {
         self.inner.flushes.load(Ordering::Relaxed)
@@ -347,10 +352,6 @@ impl EventLog for EmbeddedLog {
             Some(reason) => Err(NotReady(reason)),
             None => Ok(()),
         }
-    }
-
-    fn in_flight(&self) -> usize {
-        self.inner.in_flight.load(Ordering::Relaxed)
     }
 }
 

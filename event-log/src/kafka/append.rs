@@ -97,8 +97,4 @@ impl EventLog for KafkaLog {
             ))),
         }
     }
-
-    fn in_flight(&self) -> usize {
-        self.queued()
-    }
 }

@@ -255,14 +255,14 @@ pub async fn deliver(
         if failed.len() < attempted {
             backoff.progressed();
         }
-        if !backoff.wait().await {
-            return Err(error());
-        }
         tracing::warn!(
             messages = failed.len(),
             kind = kind.code(),
             "retrying deliveries"
         );
+        if !backoff.wait().await {
+            return Err(error());
+        }
         todo = failed;
     }
 }

@@ -15,13 +15,8 @@ pub struct Args {
     /// Listen address.
     #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8085")]
     addr: SocketAddr,
-    /// Kafka bootstrap servers (`host:port,...`), for the live stream.
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    bootstrap_servers: String,
+    #[command(flatten)]
+    kafka: super::Brokers,
     /// The topic of window results the live stream follows.
     #[arg(
         long,
@@ -60,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_stream_clients: args.max_stream_clients,
     };
     let tail_settings = KafkaReaderSettings {
-        bootstrap_servers: args.bootstrap_servers,
+        bootstrap_servers: args.kafka.bootstrap_servers,
         topic: args.output_topic,
         group_id: format!("ecom-analytics-{}", std::process::id()),
         session_timeout: Duration::from_secs(10),

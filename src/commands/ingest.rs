@@ -13,13 +13,8 @@ pub struct Args {
     /// Listen address.
     #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8084")]
     addr: SocketAddr,
-    /// Kafka bootstrap servers (`host:port,...`).
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    bootstrap_servers: String,
+    #[command(flatten)]
+    kafka: super::Brokers,
     /// Topic the events are produced to, keyed by `product_id`.
     #[arg(long, env = "KAFKA_INPUT_TOPIC", default_value = "ecom-raw-events")]
     topic: String,
@@ -46,7 +41,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     service_common::init_tracing();
     let kafka = KafkaSettings {
-        bootstrap_servers: args.bootstrap_servers,
+        bootstrap_servers: args.kafka.bootstrap_servers,
         topic: args.topic,
         delivery_timeout: args.delivery_timeout,
         max_in_flight: args.producer_queue,

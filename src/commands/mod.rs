@@ -48,6 +48,18 @@ impl EngineArgs {
     }
 }
 
+/// The Kafka brokers (`ecom ingest`, `ecom stream-engine`, `ecom analytics`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Brokers {
+    /// Kafka bootstrap servers (`host:port,...`).
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+}
+
 /// The DynamoDB tables of the results and checkpoints (`ecom stream-engine`, `ecom analytics`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DynamoTables {

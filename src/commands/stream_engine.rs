@@ -15,13 +15,8 @@ pub struct Args {
     /// Listen address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8086")]
     addr: SocketAddr,
-    /// Kafka bootstrap servers (`host:port,...`).
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    bootstrap_servers: String,
+    #[command(flatten)]
+    kafka: super::Brokers,
     /// Topic of the activity events, keyed by `product_id`.
     #[arg(long, env = "KAFKA_INPUT_TOPIC", default_value = "ecom-raw-events")]
     input_topic: String,
@@ -83,7 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             partitions: args.partitions.max(1) as u32,
         },
         source: KafkaReaderSettings {
-            bootstrap_servers: args.bootstrap_servers,
+            bootstrap_servers: args.kafka.bootstrap_servers,
             topic: args.input_topic,
             group_id: args.group_id,
             session_timeout: args.session_timeout,

@@ -401,6 +401,21 @@ async fn stream_clients_are_bounded() {
 }
 
 #[tokio::test]
+async fn a_store_that_does_not_answer_gives_503() {
+    let api = seeded().await;
+    api.store.close().await;
+    for path in [
+        "/api/v1/analytics/top",
+        "/api/v1/analytics/products/a/windows",
+        "/api/v1/analytics/windows?from=2024-01-01T12:00:00Z&to=2024-01-01T13:00:00Z",
+    ] {
+        let (status, body) = api.get(path).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "store_unavailable", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn the_api_describes_itself() {
     let api = start(1, Feed::default()).await;
     let (status, doc) = api.get("/openapi.json").await;

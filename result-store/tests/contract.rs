@@ -377,4 +377,9 @@ async fn a_results_table_from_before_the_index_gets_it() {
     let top = store.top(T0, 10).await.expect("top through the index");
     assert_eq!(top.len(), 2);
     assert_eq!(&*top[0].product_id, "b");
+    let range = store
+        .windows(T0, T0 + MINUTE, None, 10)
+        .await
+        .expect("a range through the other index");
+    assert_eq!(range.results.len(), 2);
 }

@@ -32,6 +32,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use result_store::ResultQuery;
 use serde::Serialize;
+use service_common::docs::{ErrorBody, ErrorDetail};
 use service_common::http_metrics::{HttpMetrics, track};
 use service_common::{ApiError, Ops, ReadyCheck};
 use stream_engine::WindowResult;
@@ -145,18 +146,6 @@ pub struct Windows {
     pub windows: Vec<Window>,
     /// The `cursor` of the next page; `null` once the range is exhausted.
     pub next: Option<String>,
-}
-
-/// The standard error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    pub code: String,
-    pub message: String,
 }
 
 impl From<&WindowResult> for Window {
@@ -452,12 +441,6 @@ pub fn part<Q: ResultQuery>(
     (router, ready)
 }
 
-/// The API description at `/openapi.json` and its docs page at `/docs` (all assets in the
-/// binary).
-pub fn docs_router(doc: utoipa::openapi::OpenApi) -> Router {
-    Router::new().merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
-}
-
 /// The service alone on `config.addr`, until `shutdown` resolves: the bound address and the
 /// server's future.
 pub async fn build<Q: ResultQuery>(
@@ -469,7 +452,7 @@ pub async fn build<Q: ResultQuery>(
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
     let (router, ready) = part(store, feed, config.max_stream_clients, &mut registry, http);
-    let router = router.merge(docs_router(openapi()));
+    let router = router.merge(service_common::docs::router(openapi()));
     service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
 }
 

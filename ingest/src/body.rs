@@ -37,7 +37,7 @@ impl Format {
 pub use event_log::Record;
 
 /// An event the body held that was not valid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     /// Position in the body: array index, or 0-based line number for NDJSON.
     pub index: usize,

@@ -40,6 +40,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::json;
+use service_common::docs::{ErrorBody, ErrorDetail};
 use service_common::http_metrics::{HttpMetrics, track};
 use service_common::{ApiError, Ops, ReadyCheck};
 
@@ -221,7 +222,7 @@ impl Drop for Waiting<'_> {
 }
 
 /// The answer to a body whose valid events were all acknowledged.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub accepted: usize,
     pub rejected: Vec<body::Rejected>,
@@ -244,6 +245,44 @@ pub fn router<L: EventLog>(ingest: Arc<Ingest<L>>, http: Arc<HttpMetrics>) -> Ro
         .layer(axum::middleware::from_fn_with_state(http, track))
 }
 
+/// An activity event, as `POST /api/v1/events` takes it (one, an array, or NDJSON lines).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ActivityEvent {
+    /// Non-empty, at most 128 bytes.
+    user_id: String,
+    /// Non-empty, at most 128 bytes; the key of the event log.
+    product_id: String,
+    /// An upper-snake identifier such as `VIEW_PRODUCT`, at most 64 bytes.
+    event_type: String,
+    /// RFC 3339 with any UTC offset.
+    timestamp: String,
+    /// An object of at most 4 KiB.
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Validates the events of the body and appends the valid ones to the event log; answers
+/// once the log has acknowledged every one of them.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    request_body(
+        content(
+            (Vec<ActivityEvent> = "application/json"),
+            (ActivityEvent = "application/x-ndjson"),
+        ),
+        description = "One event (an object), an array of events, or NDJSON (one event per line)"
+    ),
+    responses(
+        (status = 202, description = "Every valid event was acknowledged by the log; the invalid ones are listed", body = Accepted),
+        (status = 400, description = "No valid event, or not JSON (`rejected` lists why each event was refused)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = ErrorBody),
+        (status = 415, description = "Neither application/json nor application/x-ndjson", body = ErrorBody),
+        (status = 503, description = "The log did not acknowledge; retry after `Retry-After` (some events may have been appended)", body = ErrorBody),
+    ),
+    tag = "events"
+)]
 async fn post_events<L: EventLog>(
     State(ingest): State<Arc<Ingest<L>>>,
     headers: HeaderMap,
@@ -300,6 +339,20 @@ async fn post_events<L: EventLog>(
     ingest.accept(format, bytes).await
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "ecom ingest", description = "Activity events into the event log."),
+    paths(post_events),
+    components(schemas(ActivityEvent, Accepted, body::Rejected, ErrorBody, ErrorDetail)),
+    tags((name = "events", description = "Activity events"))
+)]
+struct ApiDoc;
+
+/// The API description (OpenAPI 3.1).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
 /// The service's routes and readiness over `log`, its metrics registered in `registry`: what
 /// [`build`] serves alone, and `ecom up` serves beside the other services.
 pub fn part<L: EventLog>(
@@ -327,5 +380,6 @@ pub async fn build<L: EventLog>(
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
     let (router, ready) = part(log, config.body, &mut registry, http);
+    let router = router.merge(service_common::docs::router(openapi()));
     service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
 }

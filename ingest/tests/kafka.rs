@@ -297,6 +297,15 @@ async fn bad_requests_get_structured_errors() {
 
     assert_eq!(service.get("/healthz").await.0, 200);
     assert_eq!(service.get("/readyz").await.0, 200);
+    let (status, doc) = service.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    let doc: Value = serde_json::from_str(&doc).expect("JSON");
+    for status in ["202", "400", "408", "413", "415", "503"] {
+        assert!(
+            doc["paths"]["/api/v1/events"]["post"]["responses"][status].is_object(),
+            "{status} is not described"
+        );
+    }
     // Nothing was produced by any of these.
     assert!(consume_all(&broker, 0).is_empty());
 }

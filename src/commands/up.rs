@@ -164,7 +164,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
 
     let router = ingest_routes
         .merge(analytics_routes)
-        .merge(analytics_api::docs_router(analytics_api::openapi()));
+        .merge(service_common::docs::router(api_description()));
     let ready = all_ready(vec![
         ("ingest", ingest_ready),
         ("stream-engine", engine.ready_check()),
@@ -229,6 +229,16 @@ async fn up(args: Args) -> anyhow::Result<()> {
     outcome?;
     stopped?;
     Ok(())
+}
+
+/// The description of every route `ecom up` serves.
+fn api_description() -> utoipa::openapi::OpenApi {
+    let mut doc = analytics_api::openapi();
+    doc.merge(ingest::openapi());
+    doc.info.title = "ecom (ecom up)".to_owned();
+    doc.info.description =
+        Some("Every API of the platform as `ecom up` serves it on one address.".to_owned());
+    doc
 }
 
 /// Prints each closed minute's top products once every partition has fired it.

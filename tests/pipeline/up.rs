@@ -274,4 +274,18 @@ async fn ecom_up_demo_traffic_flows_through_the_pipeline() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // One description of every route it serves.
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", up_process.url()))
+        .await
+        .expect("the description answers")
+        .json()
+        .await
+        .expect("JSON");
+    for path in [
+        "/api/v1/events",
+        "/api/v1/analytics/top",
+        "/api/v1/analytics/stream",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not described");
+    }
 }

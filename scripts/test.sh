@@ -30,5 +30,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 
+step "API description"
+# `ecom up` serves the description of every API it runs; it must be a valid OpenAPI document.
+data=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+target/debug/ecom up --no-demo --addr "127.0.0.1:$port" --data-dir "$data" >/dev/null 2>&1 &
+up=$!
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$port/openapi.json" >"$data/openapi.json"
+kill $up; wait $up || true
+target/servers/venv/bin/openapi-spec-validator "$data/openapi.json"
+rm -rf "$data"
+
 echo
 echo "all checks passed"

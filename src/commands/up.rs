@@ -28,6 +28,7 @@ use stream_runtime::{EngineParts, RuntimeError};
 use super::EngineArgs;
 
 mod demo;
+mod log_metrics;
 
 pub const INPUT_TOPIC: &str = "ecom-raw-events";
 pub const RESULTS_TOPIC: &str = "ecom-analytics-results";
@@ -136,6 +137,14 @@ async fn up(args: Args) -> anyhow::Result<()> {
         http.clone(),
     );
 
+    registry.register_collector(Box::new(log_metrics::LogMetrics {
+        topics: vec![
+            (INPUT_TOPIC, events.clone()),
+            (RESULTS_TOPIC, outputs.results.clone()),
+            (LATE_TOPIC, outputs.late.clone()),
+            (DEAD_LETTER_TOPIC, outputs.dead_letters.clone()),
+        ],
+    }));
     let metrics = Metrics::register(&mut registry);
     let engine = stream_runtime::start(
         EngineParts {

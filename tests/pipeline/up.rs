@@ -274,6 +274,15 @@ async fn ecom_up_demo_traffic_flows_through_the_pipeline() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // The embedded log's own metrics are beside the others.
+    let metrics = up_process.metrics().await;
+    assert!(
+        metric(
+            &metrics,
+            r#"event_log_group_commits_total{topic="ecom-raw-events"}"#
+        ) > 0.0
+    );
+    assert!(metrics.contains(r#"event_log_end_offset{topic="ecom-raw-events",partition="3"}"#));
     // One description of every route it serves.
     let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", up_process.url()))
         .await

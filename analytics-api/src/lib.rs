@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /api/v1/analytics/products/{product_id}/windows?limit=&before=` | the product's latest windows, newest first, and the `before` of the next page |
 //! | `GET /api/v1/analytics/top?window_start=&limit=` | the products with the most unique users in a window (default: the latest window every partition has fired) |
-//! | `GET /api/v1/analytics/windows?from=&to=&limit=&cursor=` | every result in a time range, by window then rank, paged |
+//! | `GET /api/v1/analytics/windows?from=&to=&limit=&cursor=` | every result in a time range, by window then `product_id`, paged |
 //! | `GET /api/v1/analytics/stream` | Server-Sent Events: one `window` event per result as windows fire |
 //!
 //! The store is any [`ResultQuery`] (DynamoDB deployed, SQLite in `ecom up`); the stream is a
@@ -65,6 +65,7 @@ struct App<Q> {
     store: Arc<Q>,
     feed: Feed,
     max_stream_clients: usize,
+    stream_slots: Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
 }
 
@@ -273,8 +274,7 @@ async fn top<Q: ResultQuery>(
     }))
 }
 
-/// Every result of the windows starting in `[from, to)`, by window start, then unique users
-/// descending, then `product_id`.
+/// Every result of the windows starting in `[from, to)`, by window start, then `product_id`.
 #[utoipa::path(
     get,
     path = "/api/v1/analytics/windows",
@@ -336,36 +336,44 @@ async fn windows<Q: ResultQuery>(
     tag = "analytics"
 )]
 async fn stream<Q: ResultQuery>(State(app): State<Arc<App<Q>>>) -> Response {
-    let connected = app.metrics.stream_clients.get();
-    if connected >= app.max_stream_clients as i64 {
+    let Ok(slot) = app.stream_slots.clone().try_acquire_owned() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too_many_stream_clients",
-            format!("{connected} clients are connected to the stream, the limit"),
+            format!(
+                "{} clients are connected to the stream, the limit",
+                app.max_stream_clients
+            ),
         )
         .retry_after(5)
         .into_response();
-    }
-    let guard = ClientGuard::new(app.metrics.clone());
+    };
+    let guard = ClientGuard::new(app.metrics.clone(), slot);
     let events = live_events(BroadcastStream::new(app.feed.subscribe()), guard);
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-/// Counts a stream client while it is connected.
-struct ClientGuard(Metrics);
+/// A stream client's slot, held (and counted) while it is connected.
+struct ClientGuard {
+    metrics: Metrics,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl ClientGuard {
-    fn new(metrics: Metrics) -> Self {
+    fn new(metrics: Metrics, slot: tokio::sync::OwnedSemaphorePermit) -> Self {
         metrics.stream_clients.inc();
-        ClientGuard(metrics)
+        ClientGuard {
+            metrics,
+            _slot: slot,
+        }
     }
 }
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.0.stream_clients.dec();
+        self.metrics.stream_clients.dec();
     }
 }
 
@@ -383,7 +391,7 @@ fn live_events(
                 Ok(json) => Event::default().event("window").data(&*json),
                 Err(BroadcastStreamRecvError::Lagged(missed)) => {
                     closed = true;
-                    guard.0.stream_dropped.inc();
+                    guard.metrics.stream_dropped.inc();
                     let body = serde_json::json!({"error": {
                         "code": "slow_consumer",
                         "message": format!("the client fell {missed} results behind the stream and was disconnected; reconnect to go on"),
@@ -422,6 +430,7 @@ pub fn part<Q: ResultQuery>(
         store: store.clone(),
         feed,
         max_stream_clients,
+        stream_slots: Arc::new(tokio::sync::Semaphore::new(max_stream_clients)),
         metrics: Metrics::register(registry),
     });
     let router = Router::new()

@@ -41,6 +41,9 @@ pub enum AppendError {
     /// Too many records are waiting for acknowledgement: retry later.
     #[error("the log's queue is full ({in_flight} records waiting, limit {limit})")]
     QueueFull { in_flight: usize, limit: usize },
+    /// A record is larger than the log takes (nothing of the append was written).
+    #[error("a record of {bytes} bytes is over the log's limit of {limit} bytes")]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 impl AppendError {
@@ -49,6 +52,7 @@ impl AppendError {
         match self {
             AppendError::Unavailable(_) => "log_unavailable",
             AppendError::QueueFull { .. } => "queue_full",
+            AppendError::TooLarge { .. } => "record_too_large",
         }
     }
 }

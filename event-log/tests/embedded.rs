@@ -492,3 +492,40 @@ fn a_live_tail_sees_only_what_is_appended_after_it_started() {
     got.sort();
     assert_eq!(got, ["new-0", "new-1", "new-2"]);
 }
+
+#[test]
+fn a_record_over_the_frame_limit_is_refused_and_nothing_of_its_append_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), config(1)).unwrap();
+    let huge = Record {
+        key: Bytes::from_static(b"k"),
+        value: Bytes::from(vec![b'x'; event_log::embedded::segment::MAX_BODY]),
+    };
+    let refused = log.append_blocking(vec![record("k", "small"), huge]);
+    assert!(
+        matches!(refused, Err(AppendError::TooLarge { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(log.bounds(0), Some((0, 0)));
+}
+
+#[test]
+fn damage_found_while_reading_is_an_error_not_a_stall() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), config(1)).unwrap();
+    log.append_blocking(records(10, "a")).unwrap();
+    // The length field of a frame in the middle, overwritten after the log checked it.
+    let segment = last_segment(&dir.path().join("0"));
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let second_frame = 8 + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    bytes[second_frame..second_frame + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    std::fs::write(&segment, bytes).unwrap();
+    let reader = log.reader("g", Arc::new(Listener::default()));
+    assert!(reader.poll(100, Duration::ZERO).unwrap().is_none());
+    let read = reader.poll(100, Duration::from_millis(10));
+    assert!(
+        matches!(&read, Err(e) if e.0.contains("damaged")),
+        "{:?}",
+        read.map(|b| b.is_some())
+    );
+}

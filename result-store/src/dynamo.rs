@@ -2,10 +2,10 @@
 //!
 //! - Results: table `DYNAMODB_TABLE`, partition key `product_id` (S), sort key `window_start`
 //!   (S, RFC 3339), and `window_end`, `unique_user_count`, `event_count`, `approximate`, and
-//!   `rank` ([`crate::rank`]), `day` and `window_rank`. Two global secondary indexes (all
+//!   `rank` ([`crate::rank`]), `day` and `window_product`. Two global secondary indexes (all
 //!   attributes projected): `by_window` (partition key `window_start`, sort key `rank`) answers
 //!   "the top K of a window" with one Query; `by_day` (partition key `day`, sort key
-//!   `window_rank`) answers a time range with one Query per day. Never a Scan.
+//!   `window_product`) answers a time range with one Query per day. Never a Scan.
 //! - Checkpoints: table `DYNAMODB_CHECKPOINT_TABLE`, key `stream_partition` (S) =
 //!   `group/topic/partition`, holding the checkpoint as JSON and its `next_offset` (N).
 //!
@@ -43,14 +43,14 @@ use stream_engine::{Checkpoint, WindowResult};
 
 use crate::{
     CheckpointStore, RangeCursor, RangePage, ResultQuery, ResultStore, StoreError, Writes, Written,
-    fired_window, latest_per_key, next_offset, parse_rank, rank,
+    fired_window, latest_per_key, next_offset, rank,
 };
 
 /// The secondary index of the results table for the top of a window: partition key
 /// `window_start`, sort key `rank`.
 pub const BY_WINDOW: &str = "by_window";
 /// The secondary index of the results table for time ranges: partition key `day`
-/// (`YYYY-MM-DD` of the window start), sort key `window_rank` (`<window_start>|<rank>`).
+/// (`YYYY-MM-DD` of the window start), sort key `window_product` (`<window_start>|<product_id>`).
 pub const BY_DAY: &str = "by_day";
 
 /// A global secondary index of the results table (all attributes projected).
@@ -69,7 +69,7 @@ const INDEXES: &[Index] = &[
     Index {
         name: BY_DAY,
         hash: "day",
-        range: "window_rank",
+        range: "window_product",
     },
 ];
 
@@ -596,7 +596,7 @@ fn result_item(result: &WindowResult) -> Vec<(&'static str, AttributeValue)> {
         ("approximate", AttributeValue::Bool(result.approximate)),
         ("rank", AttributeValue::S(rank(result))),
         ("day", AttributeValue::S(day(result.window_start_ms))),
-        ("window_rank", AttributeValue::S(window_rank(result))),
+        ("window_product", AttributeValue::S(window_product(result))),
     ]
 }
 
@@ -605,13 +605,23 @@ fn day(ms: i64) -> String {
     format_rfc3339_ms(ms.div_euclid(DAY_MS) * DAY_MS)[..10].to_owned()
 }
 
-/// The `by_day` sort key: the window's start, then its rank.
-fn window_rank(result: &WindowResult) -> String {
+/// The `by_day` sort key: the window's start, then the product.
+fn window_product(result: &WindowResult) -> String {
     format!(
         "{}|{}",
         format_rfc3339_ms(result.window_start_ms),
-        rank(result)
+        result.product_id
     )
+}
+
+/// The first whole minute at or after `ms`.
+fn ceil_minute(ms: i64) -> i64 {
+    ms.div_euclid(MINUTE_MS) * MINUTE_MS
+        + if ms.rem_euclid(MINUTE_MS) == 0 {
+            0
+        } else {
+            MINUTE_MS
+        }
 }
 
 /// A window result from its item.
@@ -691,7 +701,10 @@ impl ResultQuery for DynamoStore {
         let query = match before_ms {
             Some(before) => query
                 .key_condition_expression("product_id = :p AND window_start < :b")
-                .expression_attribute_values(":b", AttributeValue::S(format_rfc3339_ms(before))),
+                .expression_attribute_values(
+                    ":b",
+                    AttributeValue::S(format_rfc3339_ms(ceil_minute(before))),
+                ),
             None => query.key_condition_expression("product_id = :p"),
         };
         self.query_results(query, None, limit).await
@@ -722,37 +735,29 @@ impl ResultQuery for DynamoStore {
         after: Option<RangeCursor>,
         limit: usize,
     ) -> Result<RangePage, StoreError> {
-        // One Query of the `by_day` index per day, from the cursor on: `window_rank` between
-        // the range's first window and `to` (a bare `to` sorts before every result starting
-        // at `to`, which the range excludes).
+        // One Query of the `by_day` index per day, from the cursor on: `window_product`
+        // between the range's first window and `to` rounded up to a whole minute (a bare time
+        // sorts before every result of the window starting then, which the range excludes;
+        // window starts are whole minutes, written without fractions).
         let mut first = stream_engine::core::time::window_start(from_ms);
         if first < from_ms {
             first += MINUTE_MS;
         }
         let (start, mut start_key) = match &after {
             Some(c) if c.window_start_ms >= first => {
-                let key = parse_rank(&c.rank).map(|(users, product)| {
-                    let cursor = WindowResult {
-                        product_id: product.into(),
-                        window_start_ms: c.window_start_ms,
-                        unique_users: users,
-                        events: 0,
-                        approximate: false,
-                    };
+                let key = (!c.product_id.is_empty()).then(|| {
+                    let window_start = format_rfc3339_ms(c.window_start_ms);
                     HashMap::from([
                         ("day".to_owned(), AttributeValue::S(day(c.window_start_ms))),
                         (
-                            "window_rank".to_owned(),
-                            AttributeValue::S(window_rank(&cursor)),
+                            "window_product".to_owned(),
+                            AttributeValue::S(format!("{window_start}|{}", c.product_id)),
                         ),
                         (
                             "product_id".to_owned(),
-                            AttributeValue::S(product.to_owned()),
+                            AttributeValue::S(c.product_id.clone()),
                         ),
-                        (
-                            "window_start".to_owned(),
-                            AttributeValue::S(format_rfc3339_ms(c.window_start_ms)),
-                        ),
+                        ("window_start".to_owned(), AttributeValue::S(window_start)),
                     ])
                 });
                 (c.window_start_ms, key)
@@ -760,7 +765,7 @@ impl ResultQuery for DynamoStore {
             _ => (first, None),
         };
         let low = AttributeValue::S(format_rfc3339_ms(start));
-        let high = AttributeValue::S(format_rfc3339_ms(to_ms));
+        let high = AttributeValue::S(format_rfc3339_ms(ceil_minute(to_ms)));
         let mut results: Vec<WindowResult> = Vec::new();
         let mut day_start = start.div_euclid(DAY_MS) * DAY_MS;
         let mut days = 0;
@@ -770,7 +775,7 @@ impl ResultQuery for DynamoStore {
                 .query()
                 .table_name(&self.settings.table)
                 .index_name(BY_DAY)
-                .key_condition_expression("#d = :d AND window_rank BETWEEN :lo AND :hi")
+                .key_condition_expression("#d = :d AND window_product BETWEEN :lo AND :hi")
                 .expression_attribute_names("#d", "day")
                 .expression_attribute_values(":d", AttributeValue::S(day(day_start)))
                 .expression_attribute_values(":lo", low.clone())
@@ -782,7 +787,7 @@ impl ResultQuery for DynamoStore {
             if full {
                 let next = results.last().map(|last| RangeCursor {
                     window_start_ms: last.window_start_ms,
-                    rank: rank(last),
+                    product_id: last.product_id.to_string(),
                 });
                 return Ok(RangePage { results, next });
             }
@@ -791,47 +796,72 @@ impl ResultQuery for DynamoStore {
         }
         let next = (day_start < to_ms).then(|| RangeCursor {
             window_start_ms: day_start.max(start),
-            rank: String::new(),
+            product_id: String::new(),
         });
         Ok(RangePage { results, next })
     }
 
     async fn latest_fired(&self) -> Result<Option<i64>, StoreError> {
+        // BatchGetItem takes 100 keys at most, and may leave some unprocessed (throttling):
+        // those are asked again, so that no partition's watermark is left out of the minimum.
         let table = &self.settings.checkpoint_table;
-        let mut keys = KeysAndAttributes::builder();
-        for partition in 0..self.settings.partitions {
-            keys = keys.keys(HashMap::from([(
-                "stream_partition".to_owned(),
-                self.checkpoint_key(partition),
-            )]));
+        let all: Vec<u32> = (0..self.settings.partitions).collect();
+        let mut earliest: Option<i64> = None;
+        for chunk in all.chunks(100) {
+            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|&p| HashMap::from([("stream_partition".to_owned(), self.checkpoint_key(p))]))
+                .collect();
+            let mut backoff = Backoff::new(self.settings.retry_for);
+            while !keys.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .projection_expression("watermark_ms")
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| store_error(format!("cannot build a read: {e}")))?;
+                let got = with_retries(
+                    self.settings.retry_for,
+                    |e| self.classify(e),
+                    || {
+                        self.client
+                            .batch_get_item()
+                            .request_items(table, request.clone())
+                            .send()
+                    },
+                )
+                .await
+                .map_err(|e| store_error(format!("BatchGetItem on {table}: {}", DisplayErr(&e))))?;
+                let watermarks = got
+                    .responses()
+                    .and_then(|r| r.get(table.as_str()))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|item| match item.get("watermark_ms") {
+                        Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                        _ => None,
+                    });
+                for watermark in watermarks {
+                    earliest = Some(earliest.map_or(watermark, |e| e.min(watermark)));
+                }
+                keys = got
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(table.as_str()))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    (self.errors)("unprocessed");
+                    if !backoff.wait().await {
+                        return Err(store_error(format!(
+                            "{} checkpoints still unread after {:?}",
+                            keys.len(),
+                            self.settings.retry_for
+                        )));
+                    }
+                }
+            }
         }
-        let keys = keys
-            .projection_expression("watermark_ms")
-            .consistent_read(true)
-            .build()
-            .map_err(|e| store_error(format!("cannot build a read: {e}")))?;
-        let got = with_retries(
-            self.settings.retry_for,
-            |e| self.classify(e),
-            || {
-                self.client
-                    .batch_get_item()
-                    .request_items(table, keys.clone())
-                    .send()
-            },
-        )
-        .await
-        .map_err(|e| store_error(format!("BatchGetItem on {table}: {}", DisplayErr(&e))))?;
-        let watermarks = got
-            .responses()
-            .and_then(|r| r.get(table.as_str()))
-            .into_iter()
-            .flatten()
-            .filter_map(|item| match item.get("watermark_ms") {
-                Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
-                _ => None,
-            });
-        Ok(watermarks.min().map(fired_window))
+        Ok(earliest.map(fired_window))
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -2,15 +2,17 @@
 //!
 //! - `window_results`: primary key (`product_id`, `window_start`), and `unique_user_count`,
 //!   `event_count`, `approximate`; the index `window_results_by_window` (`window_start`,
-//!   `unique_user_count` descending, `product_id`) answers the top of a window and time ranges.
+//!   `unique_user_count` descending, `product_id`) answers the top of a window, and
+//!   `window_results_by_time` (`window_start`, `product_id`) time ranges.
 //! - `checkpoints`: primary key (`stream`, `partition`), the checkpoint as JSON, its
 //!   `next_offset` and `watermark`.
 //!
 //! Times are UTC milliseconds. The write rules are DynamoDB's, as conditions on the upserts
 //! (`ON CONFLICT ... DO UPDATE ... WHERE`). The database runs in WAL mode with
-//! `synchronous = NORMAL`: a committed transaction survives a crash of the process, and after
-//! a power loss the transactions that survive are a prefix of those committed, so a checkpoint
-//! never survives without the results stored before it.
+//! `synchronous = FULL`: a committed transaction is on disk, even after a power loss. The
+//! engine commits its log offsets (which the embedded log's retention deletes by) only once a
+//! checkpoint is stored, so a checkpoint must not be able to go back to one whose records were
+//! deleted.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,7 +25,7 @@ use stream_engine::{Checkpoint, WindowResult};
 
 use crate::{
     CheckpointStore, RangeCursor, RangePage, ResultQuery, ResultStore, StoreError, Writes, Written,
-    fired_window, latest_per_key, next_offset, parse_rank, rank,
+    fired_window, latest_per_key, next_offset,
 };
 
 const STORE: &str = "sqlite";
@@ -46,6 +48,8 @@ const SCHEMA: &[&str] = &[
     ) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS window_results_by_window
         ON window_results (window_start, unique_user_count DESC, product_id)",
+    "CREATE INDEX IF NOT EXISTS window_results_by_time
+        ON window_results (window_start, product_id)",
     "CREATE TABLE IF NOT EXISTS checkpoints (
         stream TEXT NOT NULL,
         partition INTEGER NOT NULL,
@@ -73,7 +77,7 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -254,58 +258,34 @@ impl ResultQuery for SqliteStore {
         if first < from_ms {
             first += MINUTE_MS;
         }
-        let (start, after_rank) = match &after {
-            Some(c) if c.window_start_ms >= first => (c.window_start_ms, parse_rank(&c.rank)),
-            _ => (first, None),
+        let (start, after_product) = match &after {
+            Some(c) if c.window_start_ms >= first => (c.window_start_ms, c.product_id.as_str()),
+            _ => (first, ""),
         };
-        let order = "ORDER BY window_start ASC, unique_user_count DESC, product_id ASC LIMIT ?";
-        let rows = match after_rank {
-            // The rest of the cursor's window after its rank, then the following windows.
-            Some((users, product)) => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM window_results
-                 WHERE window_start >= ? AND window_start < ?
-                   AND (window_start > ? OR unique_user_count < ?
-                        OR (unique_user_count = ? AND product_id > ?))
-                 {order}"
-                ))
-                .bind(start)
-                .bind(to_ms)
-                .bind(start)
-                .bind(users as i64)
-                .bind(users as i64)
-                .bind(product)
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {COLUMNS} FROM window_results
-                 WHERE window_start >= ? AND window_start < ? {order}"
-                ))
-                .bind(start)
-                .bind(to_ms)
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await
-            }
-        }
+        // The rest of the cursor's window after its product, then the following windows.
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM window_results
+             WHERE window_start >= ? AND window_start < ?
+               AND (window_start > ? OR product_id > ?)
+             ORDER BY window_start ASC, product_id ASC LIMIT ?"
+        ))
+        .bind(start)
+        .bind(to_ms)
+        .bind(start)
+        .bind(after_product)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
         .map_err(store_error)?;
         let results = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        if results.len() == limit
-            && let Some(last) = results.last()
-        {
-            let next = Some(RangeCursor {
+        let next = (results.len() == limit)
+            .then(|| results.last())
+            .flatten()
+            .map(|last| RangeCursor {
                 window_start_ms: last.window_start_ms,
-                rank: rank(last),
+                product_id: last.product_id.to_string(),
             });
-            return Ok(RangePage { results, next });
-        }
-        Ok(RangePage {
-            results,
-            next: None,
-        })
+        Ok(RangePage { results, next })
     }
 
     async fn latest_fired(&self) -> Result<Option<i64>, StoreError> {

@@ -242,14 +242,75 @@ contract!(
             }
         }
         let mut expected = results.clone();
-        expected.sort_by_key(|r| (r.window_start_ms, result_store::rank(r)));
+        expected.sort_by(|a, b| {
+            (a.window_start_ms, &a.product_id).cmp(&(b.window_start_ms, &b.product_id))
+        });
         assert_eq!(seen, expected);
+        // Counts that change between two pages (re-fires) move nothing: keys do not change.
+        let page = store.windows(from, to, None, 4).await.expect("range");
+        let bumped: Vec<_> = results
+            .iter()
+            .map(|r| {
+                result(
+                    &r.product_id,
+                    r.window_start_ms,
+                    r.unique_users + 100,
+                    r.events + 100,
+                )
+            })
+            .collect();
+        store.put_results(&bumped).await.expect("re-fire");
+        let key = |r: &WindowResult| (r.window_start_ms, r.product_id.to_string());
+        let mut walked: Vec<(i64, String)> = page.results.iter().map(key).collect();
+        let mut cursor = page.next;
+        while let Some(next) = cursor {
+            let page = store.windows(from, to, Some(next), 4).await.expect("range");
+            walked.extend(page.results.iter().map(key));
+            cursor = page.next;
+        }
+        assert_eq!(walked, expected.iter().map(key).collect::<Vec<_>>());
         // A range before everything is empty and says so.
         let page = store
             .windows(T0 - 10 * MINUTE, T0 - MINUTE, None, 5)
             .await
             .expect("range");
         assert_eq!((page.results.len(), page.next), (0, None));
+    }
+);
+
+contract!(
+    bounds_with_fractions_of_a_second_cut_between_the_right_windows,
+    Writes::Unconditional,
+    |store| {
+        let results = [result("a", T0, 1, 1), result("a", T0 + MINUTE, 2, 2)];
+        store.put_results(&results).await.expect("put");
+        let starts =
+            |rows: &[WindowResult]| rows.iter().map(|r| r.window_start_ms).collect::<Vec<_>>();
+        let page = store
+            .windows(T0, T0 + MINUTE + 500, None, 10)
+            .await
+            .expect("range");
+        assert_eq!(starts(&page.results), [T0, T0 + MINUTE]);
+        let page = store
+            .windows(T0, T0 + MINUTE, None, 10)
+            .await
+            .expect("range");
+        assert_eq!(starts(&page.results), [T0]);
+        let page = store
+            .windows(T0 + 1, T0 + 2 * MINUTE, None, 10)
+            .await
+            .expect("range");
+        assert_eq!(starts(&page.results), [T0 + MINUTE]);
+        let before = store
+            .product_windows("a", Some(T0 + MINUTE + 500), 10)
+            .await
+            .expect("before");
+        assert_eq!(starts(&before), [T0 + MINUTE, T0]);
+        let before = store
+            .product_windows("a", Some(T0 + MINUTE), 10)
+            .await
+            .expect("before");
+        assert_eq!(starts(&before), [T0]);
     }
 );
 

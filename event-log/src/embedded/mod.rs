@@ -226,6 +226,8 @@ impl EmbeddedLog {
         for p in 0..config.partitions {
             partitions.push(open_partition(&dir.join(p.to_string()))?);
         }
+        // The partition directories' entries, durable before anything is acknowledged.
+        sync_dir(dir).map_err(io_error(dir))?;
         let committed = load_committed(dir, config.partitions);
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
@@ -313,6 +315,16 @@ impl EmbeddedLog {
             .clone()
         {
             return Err(AppendError::Unavailable(reason));
+        }
+        if let Some(bytes) = records
+            .iter()
+            .map(|r| 4 + r.key.len() + r.value.len())
+            .find(|&bytes| bytes > segment::MAX_BODY)
+        {
+            return Err(AppendError::TooLarge {
+                bytes,
+                limit: segment::MAX_BODY,
+            });
         }
         let n = records.len();
         let limit = self.inner.config.max_in_flight;
@@ -444,16 +456,16 @@ fn load_committed(dir: &Path, partitions: u32) -> BTreeMap<String, Vec<Option<u6
         else {
             continue;
         };
-        // Unreadable: as if nothing were committed (retention then keeps everything).
-        let Ok(offsets) = std::fs::read(&path)
-            .map_err(|_| ())
-            .and_then(|b| serde_json::from_slice::<Vec<Option<u64>>>(&b).map_err(|_| ()))
-        else {
-            continue;
-        };
-        if offsets.len() == partitions as usize {
-            committed.insert(group.to_owned(), offsets);
-        }
+        // Unreadable: as if that group had committed nothing, which keeps everything.
+        let offsets = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<Option<u64>>>(&b).ok())
+            .filter(|o| o.len() == partitions as usize)
+            .unwrap_or_else(|| {
+                tracing::warn!(path = %path.display(), "unreadable committed offsets; retention keeps everything until the group commits again");
+                vec![None; partitions as usize]
+            });
+        committed.insert(group.to_owned(), offsets);
     }
     committed
 }
@@ -480,13 +492,12 @@ impl Inner {
             }
             entry.clone()
         };
-        // No sync needed: a lost or older file only makes retention keep more.
+        // Synced: retention deletes by these offsets, so the file must never come back empty
+        // or older than what retention acted on.
         let dir = groups_dir(&self.dir);
         let written = std::fs::create_dir_all(&dir).and_then(|()| {
             let path = dir.join(format!("{}.json", sanitize(group)));
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&snapshot).unwrap_or_default())?;
-            std::fs::rename(tmp, path)
+            write_atomically(&path, &serde_json::to_vec(&snapshot).unwrap_or_default())
         });
         if let Err(e) = written {
             tracing::warn!(error = %e, group, "cannot record committed offsets");

@@ -263,8 +263,16 @@ impl<L: PartitionListener> PartitionReader for EmbeddedReader<L> {
                 }
                 let p = (first + i) % n;
                 let mut chunk = Chunk::default();
-                self.read_partition(&mut state, p, left, &mut chunk)
-                    .map_err(|e| ReadError(format!("partition {p}: {e}")))?;
+                // A partition's cursor moves only once its records are in `runs`: on an error,
+                // what the other partitions gave is returned, and the failing one is tried
+                // again (and reported) on the next poll.
+                if let Err(e) = self.read_partition(&mut state, p, left, &mut chunk) {
+                    if runs.is_empty() {
+                        return Err(ReadError(format!("partition {p}: {e}")));
+                    }
+                    tracing::warn!(partition = p, error = %e, "cannot read a partition");
+                    break;
+                }
                 if !chunk.records.is_empty() {
                     left -= chunk.records.len();
                     runs.push((p as u32, chunk));

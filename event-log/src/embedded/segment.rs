@@ -162,8 +162,16 @@ pub fn read_frames(
         let body_len =
             u32::from_le_bytes(chunk.data[at..at + 4].try_into().unwrap_or_default()) as usize;
         let frame = HEADER + body_len;
+        if body_len > MAX_BODY || pos + frame as u64 > end {
+            // Frames below the durable end were whole when written and scanned: this is damage,
+            // which must be reported rather than stall the partition.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a damaged frame at byte {pos} (length {body_len})"),
+            ));
+        }
         if at + frame > chunk.data.len() {
-            if taken == 0 && pos + frame as u64 <= end {
+            if taken == 0 {
                 // A frame larger than the read: read exactly it.
                 chunk.data.resize(at + frame, 0);
                 file.read_exact_at(&mut chunk.data[at..], pos)?;

@@ -23,6 +23,8 @@ use crate::worker::{Worker, WorkerError};
 const MAX_BATCH: usize = 4096;
 /// The longest a poll waits, and so the longest between two ticks of the worker.
 const POLL_WAIT: Duration = Duration::from_millis(50);
+/// The pause after a failed poll before the next (the reader is asked again).
+const READ_ERROR_PAUSE: Duration = Duration::from_millis(200);
 
 /// What the reader's callbacks share with the two threads.
 pub struct Shared<S: CheckpointStore> {
@@ -165,7 +167,8 @@ fn read<'r, S: CheckpointStore, R: PartitionReader>(
             Ok(None) => continue,
             Err(e) => {
                 shared.metrics.source_errors.inc();
-                tracing::debug!(error = %e, "read error");
+                tracing::warn!(error = %e, "cannot read the log");
+                std::thread::sleep(READ_ERROR_PAUSE);
                 continue;
             }
         };

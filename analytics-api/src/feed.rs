@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use event_log::{PartitionListener, PartitionReader, ReadBatch, ReadError, StartAt};
+use event_log::{FixedStart, PartitionReader, ReadBatch, ReadError, StartAt};
 use tokio::sync::broadcast;
 
 /// Results a stream client may fall behind by before it is disconnected.
@@ -40,17 +40,6 @@ impl Feed {
     }
 }
 
-/// Takes every partition of the results topic, from its end.
-pub struct TailListener;
-
-impl PartitionListener for TailListener {
-    fn assigned(&self, partitions: &[u32]) -> Option<Vec<(u32, StartAt)>> {
-        Some(partitions.iter().map(|&p| (p, StartAt::End)).collect())
-    }
-
-    fn revoked(&self, _partitions: &[u32]) {}
-}
-
 /// A running tail; stops (and closes its reader) when dropped.
 pub struct Tail {
     stop: Arc<AtomicBool>,
@@ -71,7 +60,7 @@ impl Drop for Tail {
 pub fn tail<R, F>(open: F, feed: Feed) -> std::io::Result<Tail>
 where
     R: PartitionReader,
-    F: FnOnce(Arc<TailListener>) -> Result<R, ReadError> + Send + 'static,
+    F: FnOnce(Arc<FixedStart>) -> Result<R, ReadError> + Send + 'static,
 {
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
@@ -79,7 +68,7 @@ where
         std::thread::Builder::new()
             .name("results-tail".into())
             .spawn(move || {
-                let reader = match open(Arc::new(TailListener)) {
+                let reader = match open(Arc::new(FixedStart(StartAt::End))) {
                     Ok(reader) => reader,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot read the results topic; the live stream stays empty");

@@ -23,7 +23,9 @@ mod read;
 use std::future::Future;
 
 pub use bytes::Bytes;
-pub use read::{PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt};
+pub use read::{
+    FixedStart, PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt,
+};
 
 /// A record to append: its key chooses the partition.
 #[derive(Debug, Clone, PartialEq, Eq)]

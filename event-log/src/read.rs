@@ -41,6 +41,20 @@ pub trait PartitionListener: Send + Sync + 'static {
     }
 }
 
+/// A listener that starts every partition at the same place and keeps no state: for reading
+/// a whole topic (`StartAt::Beginning`) or following it live (`StartAt::End`), never
+/// committing.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedStart(pub StartAt);
+
+impl PartitionListener for FixedStart {
+    fn assigned(&self, partitions: &[u32]) -> Option<Vec<(u32, StartAt)>> {
+        Some(partitions.iter().map(|&p| (p, self.0)).collect())
+    }
+
+    fn revoked(&self, _partitions: &[u32]) {}
+}
+
 /// Records read together, from one or more partitions.
 pub trait ReadBatch: Send {
     /// The records, partition by partition, offsets increasing within each.

@@ -38,12 +38,12 @@ use aws_sdk_dynamodb::types::{
 };
 use futures_util::StreamExt;
 use service_common::retry::{Backoff, Retry, with_retries};
-use stream_engine::core::time::{MINUTE_MS, format_rfc3339_ms, parse_rfc3339_ms};
+use stream_engine::core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use stream_engine::{Checkpoint, WindowResult};
 
 use crate::{
     CheckpointStore, RangeCursor, RangePage, ResultQuery, ResultStore, StoreError, Writes, Written,
-    fired_window, latest_per_key, next_offset, rank,
+    ceil_minute, fired_window, latest_per_key, next_offset, rank,
 };
 
 /// The secondary index of the results table for the top of a window: partition key
@@ -614,16 +614,6 @@ fn window_product(result: &WindowResult) -> String {
     )
 }
 
-/// The first whole minute at or after `ms`.
-fn ceil_minute(ms: i64) -> i64 {
-    ms.div_euclid(MINUTE_MS) * MINUTE_MS
-        + if ms.rem_euclid(MINUTE_MS) == 0 {
-            0
-        } else {
-            MINUTE_MS
-        }
-}
-
 /// A window result from its item.
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<WindowResult, StoreError> {
     let bad = |field: &str| store_error(format!("a result item has no valid `{field}`"));
@@ -739,10 +729,7 @@ impl ResultQuery for DynamoStore {
         // between the range's first window and `to` rounded up to a whole minute (a bare time
         // sorts before every result of the window starting then, which the range excludes;
         // window starts are whole minutes, written without fractions).
-        let mut first = stream_engine::core::time::window_start(from_ms);
-        if first < from_ms {
-            first += MINUTE_MS;
-        }
+        let first = ceil_minute(from_ms);
         let (start, mut start_key) = match &after {
             Some(c) if c.window_start_ms >= first => {
                 let key = (!c.product_id.is_empty()).then(|| {

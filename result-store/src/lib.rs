@@ -155,6 +155,16 @@ pub fn rank(result: &WindowResult) -> String {
     )
 }
 
+/// The first whole minute at or after `ms`: the first window a range starting at `ms` holds.
+pub fn ceil_minute(ms: i64) -> i64 {
+    ms.div_euclid(MINUTE_MS) * MINUTE_MS
+        + if ms.rem_euclid(MINUTE_MS) == 0 {
+            0
+        } else {
+            MINUTE_MS
+        }
+}
+
 /// The start of the latest window a watermark has fired: windows ending at or before it.
 pub fn fired_window(watermark_ms: i64) -> i64 {
     (watermark_ms - MINUTE_MS).div_euclid(MINUTE_MS) * MINUTE_MS

@@ -20,12 +20,11 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use stream_engine::core::time::{MINUTE_MS, window_start};
 use stream_engine::{Checkpoint, WindowResult};
 
 use crate::{
     CheckpointStore, RangeCursor, RangePage, ResultQuery, ResultStore, StoreError, Writes, Written,
-    fired_window, latest_per_key, next_offset,
+    ceil_minute, fired_window, latest_per_key, next_offset,
 };
 
 const STORE: &str = "sqlite";
@@ -253,11 +252,8 @@ impl ResultQuery for SqliteStore {
         after: Option<RangeCursor>,
         limit: usize,
     ) -> Result<RangePage, StoreError> {
-        // By window start, then rank, from the cursor on.
-        let mut first = window_start(from_ms);
-        if first < from_ms {
-            first += MINUTE_MS;
-        }
+        // By window start, then product, from the cursor on.
+        let first = ceil_minute(from_ms);
         let (start, after_product) = match &after {
             Some(c) if c.window_start_ms >= first => (c.window_start_ms, c.product_id.as_str()),
             _ => (first, ""),

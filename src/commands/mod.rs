@@ -1,6 +1,7 @@
 //! The subcommands: each parses its flags and calls into a library.
 
 pub mod analytics;
+pub mod crud;
 pub mod generate;
 pub mod ingest;
 pub mod stream_engine;

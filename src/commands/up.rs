@@ -1,9 +1,12 @@
-//! `ecom up`: the platform in one process on embedded defaults: ingest, the stream engine and
-//! the analytics API on one address, over the embedded event log and the SQLite store in one
-//! data directory, with a demo traffic generator.
+//! `ecom up`: the platform in one process on embedded defaults: ingest, the stream engine, the
+//! analytics API and the catalog, customers and orders services on one address, over the
+//! embedded event log and SQLite (the window store and a database file per CRUD service) in
+//! one data directory, with a demo traffic generator.
 //!
 //! The same code paths as the separate services (`ingest::part`, `stream_runtime::start`,
-//! `analytics_api::part`); only the log and the store are embedded. A restart on the same data
+//! `analytics_api::part`, `catalog::part`, ...); only the log and the databases are embedded.
+//! Orders reaches the catalog and customers over HTTP on this same address, as it would reach
+//! them as separate services, and its outbox relay appends to the embedded log. A restart on the same data
 //! directory resumes from the stored checkpoints; a `kill -9` loses no acknowledged event
 //! (the log syncs before ingest answers 202).
 
@@ -169,32 +172,70 @@ async fn up(args: Args) -> anyhow::Result<()> {
         )?
     };
     let (analytics_routes, analytics_ready) =
-        analytics_api::part(store.clone(), feed, 256, &mut registry, http);
+        analytics_api::part(store.clone(), feed, 256, &mut registry, http.clone());
+
+    // Bound first: orders calls the catalog and customers routes at this address.
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let crud = Crud::open(&args.data_dir).await?;
+    let (catalog_routes, catalog_ready) = catalog::part(crud.catalog.clone(), http.clone());
+    let (customers_routes, customers_ready) = customers::part(crud.customers.clone(), http.clone());
+    let upstreams = orders::Upstreams::new(orders::UpstreamConfig {
+        catalog_url: base.clone(),
+        customers_url: base.clone(),
+        timeout: Duration::from_secs(2),
+    });
+    let (orders_routes, orders_ready, relay) = orders::part(
+        crud.orders.clone(),
+        events.clone(),
+        upstreams,
+        INPUT_TOPIC.to_owned(),
+        &mut registry,
+        http,
+    );
+    let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(relay.run(Duration::from_secs(1), async {
+        let _ = relay_stopped.await;
+    }));
 
     let router = ingest_routes
         .merge(analytics_routes)
+        .merge(catalog_routes)
+        .merge(customers_routes)
+        .merge(orders_routes)
         .merge(service_common::docs::router(api_description()));
     let ready = all_ready(vec![
         ("ingest", ingest_ready),
         ("stream-engine", engine.ready_check()),
         ("analytics", analytics_ready),
+        ("catalog", catalog_ready),
+        ("customers", customers_ready),
+        ("orders", orders_ready),
     ]);
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (addr, server) =
-        service_common::serve(args.addr, router, Ops::new(registry, ready), async {
+    let (addr, server) = service_common::serve_listener(
+        listener,
+        router,
+        Ops::new(registry, ready),
+        service_common::Limits::default(),
+        async {
             let _ = server_stopped.await;
-        })
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
+        },
+    )?;
     let server = tokio::spawn(server);
 
-    let base = format!("http://{addr}");
+    debug_assert_eq!(base, format!("http://{addr}"));
     println!("ecom is up: data in {}", args.data_dir.display());
     println!("  events     POST {base}/api/v1/events");
     println!("  analytics  GET  {base}/api/v1/analytics/top");
     println!("             GET  {base}/api/v1/analytics/products/{{product_id}}/windows");
     println!("             GET  {base}/api/v1/analytics/windows?from=&to=");
     println!("             GET  {base}/api/v1/analytics/stream   (Server-Sent Events)");
+    println!("  catalog    {base}/api/v1/products   (POST, GET, PATCH, DELETE; /batch)");
+    println!("  customers  {base}/api/v1/customers");
+    println!("  orders     {base}/api/v1/orders   (each PURCHASE line feeds the windows)");
     println!("  API docs   {base}/docs   ({base}/openapi.json)");
     println!("  health     {base}/healthz  {base}/readyz");
     println!("  metrics    {base}/metrics");
@@ -232,18 +273,58 @@ async fn up(args: Args) -> anyhow::Result<()> {
     printer.abort();
     let _ = stop_server.send(());
     let _ = server.await;
+    let _ = stop_relay.send(());
+    let _ = relay.await;
     let stopped = engine.stop().await;
     drop(tail);
     store.close().await;
+    crud.close().await;
     outcome?;
     stopped?;
     Ok(())
+}
+
+/// The CRUD services' databases: a SQLite file each, migrated.
+struct Crud {
+    catalog: service_db::Db,
+    customers: service_db::Db,
+    orders: service_db::Db,
+}
+
+impl Crud {
+    async fn open(data_dir: &Path) -> anyhow::Result<Crud> {
+        let open = async |schema: &'static str, migrations: &service_db::Migrations| {
+            let path = data_dir.join(format!("{schema}.db"));
+            let config = service_db::DbConfig::new(format!("sqlite://{}", path.display()), schema);
+            let db = service_db::Db::connect(&config)
+                .await
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            db.migrate(migrations)
+                .await
+                .with_context(|| format!("cannot migrate {}", path.display()))?;
+            anyhow::Ok(db)
+        };
+        Ok(Crud {
+            catalog: open(catalog::SCHEMA, &catalog::MIGRATIONS).await?,
+            customers: open(customers::SCHEMA, &customers::MIGRATIONS).await?,
+            orders: open(orders::SCHEMA, &orders::MIGRATIONS).await?,
+        })
+    }
+
+    async fn close(&self) {
+        self.catalog.close().await;
+        self.customers.close().await;
+        self.orders.close().await;
+    }
 }
 
 /// The description of every route `ecom up` serves.
 fn api_description() -> utoipa::openapi::OpenApi {
     let mut doc = analytics_api::openapi();
     doc.merge(ingest::openapi());
+    doc.merge(catalog::openapi());
+    doc.merge(customers::openapi());
+    doc.merge(orders::openapi());
     doc.info.title = "ecom (ecom up)".to_owned();
     doc.info.description =
         Some("Every API of the platform as `ecom up` serves it on one address.".to_owned());

@@ -2,7 +2,9 @@
 //! port and killed when dropped, so that tests never share a broker they may stop:
 //!
 //! - [`Broker`]: tansu 0.6.0, a Kafka-protocol broker, in-memory storage;
-//! - [`Moto`]: moto's server, a DynamoDB and S3 endpoint.
+//! - [`Moto`]: moto's server, a DynamoDB and S3 endpoint;
+//! - [`Postgres`]: a throwaway PostgreSQL 15 cluster (`initdb` + `pg_ctl`), a fresh database
+//!   per test.
 //!
 //! `scripts/servers.sh install` puts both under `target/servers/` (what `scripts/test.sh`
 //! runs first). A test that needs a server and cannot find it fails, saying how to get it:
@@ -209,6 +211,154 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A throwaway PostgreSQL cluster on a free loopback port, in a temporary directory, stopped
+/// and removed when dropped or, for [`Postgres::shared`], when the test process exits (a
+/// watchdog process waits for the test's end of a pipe to close).
+///
+/// Uses the binaries of `ECOM_PG_BIN` or `/usr/lib/postgresql/15/bin` (Debian's
+/// `postgresql-15`, which `scripts/servers.sh install` installs when missing). As root, the
+/// cluster runs as the `postgres` user (initdb refuses root).
+pub struct Postgres {
+    port: u16,
+    bin: PathBuf,
+    /// Stops the cluster once its stdin closes.
+    watchdog: Child,
+    databases: std::sync::atomic::AtomicU32,
+}
+
+impl Postgres {
+    /// One cluster for the whole test binary.
+    pub fn shared() -> &'static Postgres {
+        static SHARED: std::sync::OnceLock<Postgres> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Postgres::start)
+    }
+
+    pub fn start() -> Postgres {
+        let bin = find("ECOM_PG_BIN", PathBuf::from("/usr/lib/postgresql/15/bin"));
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("ecom-pg-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let as_owner = |program: PathBuf| {
+            if root {
+                let mut command = Command::new("runuser");
+                command.args(["-u", "postgres", "--"]).arg(program);
+                command
+            } else {
+                Command::new(program)
+            }
+        };
+        if root {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown runs");
+            assert!(
+                status.success(),
+                "cannot give {} to postgres",
+                dir.display()
+            );
+        }
+        let data = dir.join("data");
+        let out = as_owner(bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "ecom",
+                "-A",
+                "trust",
+                "--no-sync",
+                "--locale=C",
+                "-E",
+                "UTF8",
+            ])
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 \
+             -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            dir.display()
+        );
+        let out = as_owner(bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"])
+            .output()
+            .expect("pg_ctl runs");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        // Stops and removes the cluster once the test process's end of stdin closes, however
+        // the process ends.
+        let script = format!(
+            "read _; {} -D {} stop -m immediate >/dev/null 2>&1; rm -rf {}",
+            bin.join("pg_ctl").display(),
+            data.display(),
+            dir.display()
+        );
+        let watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh runs");
+        Postgres {
+            port,
+            bin,
+            watchdog,
+            databases: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// A new empty database: its URL.
+    pub fn database(&self) -> String {
+        let n = self
+            .databases
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("test_{n}");
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "ecom", "-d", "postgres", "-q", "-c"])
+            .arg(format!("CREATE DATABASE {name}"))
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "CREATE DATABASE failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!("postgres://ecom@127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        drop(self.watchdog.stdin.take());
+        let _ = self.watchdog.wait();
     }
 }
 

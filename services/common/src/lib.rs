@@ -9,10 +9,12 @@
 //! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`;
 //! - [`http_metrics`]: requests by route and status and their latency, for every router;
 //! - [`retry`]: the one backoff policy of the workspace;
-//! - [`docs`]: the error body's schema and the routes of an API description.
+//! - [`docs`]: the error body's schema and the routes of an API description;
+//! - [`rest`]: bodies, validation errors, versions, idempotency keys and money for resource APIs.
 
 pub mod docs;
 pub mod http_metrics;
+pub mod rest;
 pub mod retry;
 mod server;
 
@@ -95,8 +97,20 @@ pub async fn serve_with(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
-    let app = router.merge(ops_router(ops));
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_listener(listener, router, ops, limits, shutdown)
+}
+
+/// [`serve_with`] on a listener already bound (when the address must be known before the
+/// router is built, as for a service that calls routes served beside it).
+pub fn serve_listener(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    ops: Ops,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let app = router.merge(ops_router(ops));
     let local = listener.local_addr()?;
     Ok((local, server::run(listener, app, limits, shutdown)))
 }

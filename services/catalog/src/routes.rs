@@ -1,0 +1,385 @@
+//! The HTTP handlers: parse and check, call [`crate::repo`], map its errors.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use service_common::ApiError;
+use service_common::docs::{ErrorBody, ErrorDetail};
+use service_common::http_metrics::{HttpMetrics, track};
+use service_common::rest::{
+    FieldError, IdempotencyKey, IfMatch, Invalid, JsonBody, Page, PageRequest, from_value,
+    merge_patch, not_found, precondition_failed, query, tagged,
+};
+use service_db::Db;
+use service_db::idempotency::{Begun, Outcome, Stored, begin, fingerprint};
+use utoipa::ToSchema;
+
+use crate::PRODUCTS;
+use crate::product::{ItemResult, ItemStatus, Product, ProductFields, ProductInput};
+use crate::repo::{self, Filter, RepoError};
+
+/// The most items of one batch.
+pub const MAX_BATCH: usize = 1_000;
+
+pub fn router(db: Db, http: Arc<HttpMetrics>) -> Router {
+    Router::new()
+        .route(PRODUCTS, post(create).get(list))
+        .route("/api/v1/products/batch", post(batch))
+        .route(
+            "/api/v1/products/{id}",
+            get(read).patch(patch).delete(delete),
+        )
+        .with_state(db)
+        .layer(axum::middleware::from_fn_with_state(http, track))
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            RepoError::Stale { current } => precondition_failed(current),
+            RepoError::SkuTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "sku_taken", e.to_string())
+            }
+            RepoError::Db(e) => e.into(),
+        }
+    }
+}
+
+fn parse_input(value: serde_json::Value) -> Result<ProductFields, ApiError> {
+    let input: ProductInput = from_value(value)?;
+    Ok(ProductFields::parse(input)?)
+}
+
+/// Creates a product.
+#[utoipa::path(
+    post,
+    path = "/api/v1/products",
+    request_body = ProductInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key and body answers the same, and creates once")),
+    responses(
+        (status = 201, description = "Created; `Location` and `ETag` are set", body = Product),
+        (status = 400, description = "Not JSON, or a field is invalid (`fields` lists them)", body = ErrorBody),
+        (status = 409, description = "The SKU belongs to another product (`sku_taken`)", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used with another body", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "products"
+)]
+async fn create(
+    State(db): State<Db>,
+    key: Option<IdempotencyKey>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let print = fingerprint(PRODUCTS, &body);
+    let fields = parse_input(body)?;
+    let mut once = match begin(&db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
+        Begun::New(once) => once,
+        Begun::Done(outcome) => return outcome.respond(PRODUCTS),
+    };
+    let product = repo::insert(once.tx(), &service_db::new_id(), &fields).await?;
+    let answer = Stored {
+        status: 201,
+        body: serde_json::to_string(&product).unwrap_or_default(),
+        resource_id: product.id,
+    };
+    once.finish(answer).await?.respond(PRODUCTS)
+}
+
+/// A product by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}",
+    params(("id" = String, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product; `ETag` is its version", body = Product),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "products"
+)]
+async fn read(State(db): State<Db>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let product = find(&db, &id).await?;
+    Ok(tagged(product.version, &product))
+}
+
+async fn find(db: &Db, id: &str) -> Result<Product, ApiError> {
+    if !service_db::is_id(id) {
+        return Err(not_found("product", id));
+    }
+    repo::get(db, id)
+        .await?
+        .ok_or_else(|| not_found("product", id))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    category: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Products in id order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    params(
+        ("category" = Option<String>, Query, description = "Only this category"),
+        ("q" = Option<String>, Query, description = "Only names containing this, in any case"),
+        ("limit" = Option<u32>, Query, description = "Rows per page, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page; every product that existed when the walk started appears exactly once across the pages", body = Page<Product>),
+        (status = 400, description = "A parameter is invalid", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "products"
+)]
+async fn list(
+    State(db): State<Db>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Page<Product>>, ApiError> {
+    let params: ListQuery = query(raw.as_deref())?;
+    let page = PageRequest::parse(params.limit.as_deref(), params.cursor.as_deref())?;
+    for (name, value) in [("category", &params.category), ("q", &params.q)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
+            return Err(service_common::rest::bad_parameter(
+                name,
+                "is longer than 200 characters",
+            ));
+        }
+    }
+    let filter = Filter {
+        category: params.category,
+        q: params.q,
+    };
+    let rows = repo::list(&db, &filter, &page).await?;
+    Ok(Json(page.page(rows, |p| &p.id)))
+}
+
+/// Changes a product with a JSON merge patch (RFC 7396).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/products/{id}",
+    params(
+        ("id" = String, Path, description = "The product's id"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` last read: the change applies only to that version"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/merge-patch+json", description = "The fields to change; `null` removes an optional field"),
+    responses(
+        (status = 200, description = "The changed product; `ETag` is its new version", body = Product),
+        (status = 400, description = "Not JSON, or the result is invalid", body = ErrorBody),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 409, description = "The new SKU belongs to another product", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "products"
+)]
+async fn patch(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    JsonBody(patch): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    // Without If-Match a concurrent change is merged into again; with it, it is a 412.
+    for _ in 0..5 {
+        let current = find(&db, &id).await?;
+        if !if_match.matches(current.version) {
+            return Err(precondition_failed(current.version));
+        }
+        let mut merged = serde_json::to_value(current.input()).unwrap_or_default();
+        merge_patch(&mut merged, &patch);
+        let fields = parse_input(merged)?;
+        match repo::update(&db, &id, current.version, &fields).await {
+            Ok(product) => return Ok(tagged(product.version, &product)),
+            Err(RepoError::Stale { .. }) if if_match.version().is_none() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        "the product kept changing; retry",
+    ))
+}
+
+/// Deletes a product.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/products/{id}",
+    params(
+        ("id" = String, Path, description = "The product's id"),
+        ("If-Match" = Option<String>, Header, description = "Delete only this version"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such product", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "products"
+)]
+async fn delete(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+) -> Result<StatusCode, ApiError> {
+    if !service_db::is_id(&id) {
+        return Err(not_found("product", &id));
+    }
+    repo::delete(&db, &id, if_match.version()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/products/batch`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchInput {
+    /// At most 1,000 products; each is checked on its own.
+    #[schema(value_type = Vec<ProductInput>)]
+    pub items: Vec<serde_json::Value>,
+}
+
+/// `POST /api/v1/products/batch`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub rejected: usize,
+    /// One per item, in order.
+    pub results: Vec<ItemResult>,
+}
+
+/// Creates or updates products by SKU, for the CSV importer: re-sending a batch creates
+/// nothing twice.
+#[utoipa::path(
+    post,
+    path = "/api/v1/products/batch",
+    request_body = BatchInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key and body answers the same")),
+    responses(
+        (status = 200, description = "Every item's result; invalid items are `rejected` with the reason, the others are applied", body = BatchResult),
+        (status = 400, description = "Not JSON, no `items`, or more than 1,000 of them", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used with another body", body = ErrorBody),
+        (status = 503, description = "The database did not answer; nothing was applied", body = ErrorBody),
+    ),
+    tag = "products"
+)]
+async fn batch(
+    State(db): State<Db>,
+    key: Option<IdempotencyKey>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let print = fingerprint("/api/v1/products/batch", &body);
+    let input: BatchInput = from_value(body)?;
+    if input.items.len() > MAX_BATCH {
+        let mut invalid = Invalid::default();
+        invalid.push("items", "too_long", format!("at most {MAX_BATCH} items"));
+        return Err(invalid.into());
+    }
+    let items: Vec<Result<ProductFields, Box<ItemResult>>> = input
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| check_item(index, item))
+        .collect();
+    let mut once = match begin(&db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
+        Begun::New(once) => once,
+        Begun::Done(outcome) => return batch_answer(outcome),
+    };
+    {
+        let mut result = BatchResult {
+            created: 0,
+            updated: 0,
+            unchanged: 0,
+            rejected: 0,
+            results: Vec::with_capacity(items.len()),
+        };
+        for (index, item) in items.into_iter().enumerate() {
+            let item = match item {
+                Ok(fields) => {
+                    let (status, product) = repo::upsert(once.tx(), &fields).await?;
+                    ItemResult {
+                        index,
+                        sku: Some(product.sku),
+                        status,
+                        id: Some(product.id),
+                        code: None,
+                        message: None,
+                        fields: Vec::new(),
+                    }
+                }
+                Err(rejected) => *rejected,
+            };
+            match item.status {
+                ItemStatus::Created => result.created += 1,
+                ItemStatus::Updated => result.updated += 1,
+                ItemStatus::Unchanged => result.unchanged += 1,
+                ItemStatus::Rejected => result.rejected += 1,
+            }
+            result.results.push(item);
+        }
+        let answer = Stored {
+            status: 200,
+            resource_id: String::new(),
+            body: serde_json::to_string(&result).unwrap_or_default(),
+        };
+        batch_answer(once.finish(answer).await?)
+    }
+}
+
+/// One item of a batch, checked on its own: a problem rejects the item, not the batch.
+fn check_item(index: usize, item: serde_json::Value) -> Result<ProductFields, Box<ItemResult>> {
+    let sku = item.get("sku").and_then(|s| s.as_str()).map(str::to_owned);
+    let rejected = |invalid: Invalid| {
+        Box::new(ItemResult {
+            index,
+            sku: sku.clone(),
+            status: ItemStatus::Rejected,
+            id: None,
+            code: Some("validation_failed"),
+            message: Some(ApiError::from(invalid.clone()).message),
+            fields: invalid.0,
+        })
+    };
+    let input: ProductInput = from_value(item).map_err(rejected)?;
+    ProductFields::parse(input).map_err(rejected)
+}
+
+fn batch_answer(outcome: Outcome) -> Result<Response, ApiError> {
+    match outcome {
+        Outcome::Reused => Err(service_common::rest::idempotency_key_reused()),
+        Outcome::Created(stored) | Outcome::Replayed(stored) => Ok((
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            stored.body,
+        )
+            .into_response()),
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "ecom catalog", description = "The product catalog."),
+    paths(create, read, list, patch, delete, batch),
+    components(schemas(Product, ProductInput, BatchInput, BatchResult, ItemResult, ItemStatus, FieldError, ErrorBody, ErrorDetail)),
+    tags((name = "products", description = "The product catalog"))
+)]
+struct ApiDoc;
+
+/// The catalog's API description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}

@@ -1,0 +1,406 @@
+//! The HTTP handlers: parse and check, ask the upstreams, call [`crate::repo`], map errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use service_common::ApiError;
+use service_common::docs::{ErrorBody, ErrorDetail};
+use service_common::http_metrics::{HttpMetrics, track};
+use service_common::rest::money::Money;
+use service_common::rest::{
+    FieldError, IdempotencyKey, IfMatch, JsonBody, Page, PageRequest, bad_parameter, from_value,
+    not_found, precondition_failed, query, tagged,
+};
+use service_db::Db;
+use service_db::idempotency::{Begun, Stored, begin, fingerprint, lookup};
+
+use crate::order::{Line, LineInput, Order, OrderInput, OrderRequest, Status, StatusChange};
+use crate::repo::{self, Filter, RepoError};
+use crate::upstream::UpstreamError;
+use crate::{ORDERS, Orders};
+
+type Shared = State<Arc<Orders>>;
+
+pub fn router(orders: Arc<Orders>, http: Arc<HttpMetrics>) -> Router {
+    Router::new()
+        .route(ORDERS, post(create).get(list))
+        .route("/api/v1/orders/{id}", get(read).patch(patch).delete(cancel))
+        .route("/api/v1/orders/{id}/status", post(change_status))
+        .with_state(orders)
+        .layer(axum::middleware::from_fn_with_state(http, track))
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            RepoError::Stale { current } => precondition_failed(current),
+            RepoError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(e: UpstreamError) -> Self {
+        tracing::warn!(error = %e, "an upstream failed while creating an order");
+        match e {
+            UpstreamError::Unavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                e.to_string(),
+            )
+            .retry_after(1),
+            UpstreamError::Timeout { .. } => ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+fn unprocessable(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+/// Creates an order: prices from the catalog, one `PURCHASE` event per line to the log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders",
+    request_body = OrderInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key and body answers the same, and creates one order")),
+    responses(
+        (status = 201, description = "Created (`PENDING`), priced at the catalog's current prices; `Location` and `ETag` are set", body = Order),
+        (status = 400, description = "Not JSON, or a field is invalid (`fields` lists them)", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "`unknown_customer`, `unknown_product` (`product_ids` lists them), `mixed_currencies`, or `idempotency_key_reused`", body = ErrorBody),
+        (status = 503, description = "The catalog, the customers service or the database is unavailable; nothing was stored", body = ErrorBody),
+        (status = 504, description = "The catalog or the customers service did not answer in time; nothing was stored", body = ErrorBody),
+    ),
+    tag = "orders"
+)]
+async fn create(
+    State(orders): Shared,
+    key: Option<IdempotencyKey>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let print = fingerprint(ORDERS, &body);
+    let input: OrderInput = from_value(body)?;
+    let request = OrderRequest::parse(input)?;
+    let key = key.as_ref().map(|k| k.0.as_str());
+    // A replay answers without asking the other services again.
+    if let Some(key) = key
+        && let Some(outcome) = lookup(&orders.db, key, &print).await?
+    {
+        return outcome.respond(ORDERS);
+    }
+    let (lines, total) = price(&orders, &request).await?;
+    let mut once = match begin(&orders.db, key, &print).await? {
+        Begun::New(once) => once,
+        Begun::Done(outcome) => return outcome.respond(ORDERS),
+    };
+    let customer_id = &request.get().customer_id;
+    let order = repo::insert(once.tx(), customer_id, lines, total, &orders.topic).await?;
+    let answer = Stored {
+        status: 201,
+        body: serde_json::to_string(&order).unwrap_or_default(),
+        resource_id: order.id,
+    };
+    let outcome = once.finish(answer).await?;
+    orders.relay.notify_one();
+    outcome.respond(ORDERS)
+}
+
+/// The order's lines at the catalog's prices, and their total; the customer must exist.
+async fn price(orders: &Orders, request: &OrderRequest) -> Result<(Vec<Line>, Money), ApiError> {
+    let input = request.get();
+    let mut ids: Vec<&str> = input.lines.iter().map(|l| l.product_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let (customer, prices) = tokio::join!(
+        orders.upstreams.customer_exists(&input.customer_id),
+        orders.upstreams.prices(&ids)
+    );
+    if !customer? {
+        return Err(unprocessable(
+            "unknown_customer",
+            format!("no customer with id {:?}", input.customer_id),
+        ));
+    }
+    let prices: HashMap<String, Money> = prices?.map_err(|unknown| {
+        unprocessable(
+            "unknown_product",
+            format!("the catalog has no product {}", unknown.join(", ")),
+        )
+        .with_details("product_ids", serde_json::json!(unknown))
+    })?;
+    let mut currencies: Vec<&str> = prices.values().map(|p| p.currency.code()).collect();
+    currencies.sort_unstable();
+    currencies.dedup();
+    let Some(currency) = prices.values().next().map(|p| p.currency) else {
+        return Err(unprocessable(
+            "unknown_product",
+            "the order has no product".into(),
+        ));
+    };
+    if currencies.len() > 1 {
+        return Err(unprocessable(
+            "mixed_currencies",
+            format!(
+                "the products are priced in {}; an order has one currency",
+                currencies.join(", ")
+            ),
+        ));
+    }
+    let mut total: i64 = 0;
+    let lines: Vec<Line> = input
+        .lines
+        .iter()
+        .map(
+            |LineInput {
+                 product_id,
+                 quantity,
+             }| Line {
+                product_id: product_id.clone(),
+                quantity: *quantity,
+                unit_price: prices[product_id],
+            },
+        )
+        .collect();
+    for line in &lines {
+        total = line
+            .unit_price
+            .amount
+            .checked_mul(line.quantity)
+            .and_then(|amount| total.checked_add(amount))
+            .ok_or_else(|| unprocessable("total_too_large", "the total does not fit".into()))?;
+    }
+    Ok((
+        lines,
+        Money {
+            amount: total,
+            currency,
+        },
+    ))
+}
+
+async fn find(db: &Db, id: &str) -> Result<Order, ApiError> {
+    if !service_db::is_id(id) {
+        return Err(not_found("order", id));
+    }
+    repo::get(db, id)
+        .await?
+        .ok_or_else(|| not_found("order", id))
+}
+
+/// An order by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order; `ETag` is its version", body = Order),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "orders"
+)]
+async fn read(State(orders): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let order = find(&orders.db, &id).await?;
+    Ok(tagged(order.version, &order))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    customer_id: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// Orders in id order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    params(
+        ("customer_id" = Option<String>, Query, description = "Only this customer's orders"),
+        ("status" = Option<Status>, Query, description = "Only orders in this status"),
+        ("limit" = Option<u32>, Query, description = "Rows per page, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page; every order that existed when the walk started appears exactly once across the pages", body = Page<Order>),
+        (status = 400, description = "A parameter is invalid", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "orders"
+)]
+async fn list(
+    State(orders): Shared,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Page<Order>>, ApiError> {
+    let params: ListQuery = query(raw.as_deref())?;
+    let page = PageRequest::parse(params.limit.as_deref(), params.cursor.as_deref())?;
+    let status = params
+        .status
+        .map(|s| {
+            Status::parse(&s).ok_or_else(|| {
+                bad_parameter(
+                    "status",
+                    "must be PENDING, CONFIRMED, SHIPPED, DELIVERED or CANCELLED",
+                )
+            })
+        })
+        .transpose()?;
+    if params.customer_id.as_ref().is_some_and(|c| c.len() > 128) {
+        return Err(bad_parameter("customer_id", "is longer than 128 bytes"));
+    }
+    let filter = Filter {
+        customer_id: params.customer_id,
+        status,
+    };
+    let rows = repo::list(&orders.db, &filter, &page).await?;
+    Ok(Json(page.page(rows, |o| &o.id)))
+}
+
+/// Moves the order to `to`, under `if_match`.
+async fn transition(db: &Db, id: &str, if_match: IfMatch, to: Status) -> Result<Order, ApiError> {
+    for _ in 0..5 {
+        let current = find(db, id).await?;
+        if !if_match.matches(current.version) {
+            return Err(precondition_failed(current.version));
+        }
+        if !current.status.can_become(to) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_transition",
+                format!(
+                    "an order cannot go from {} to {}",
+                    current.status.as_str(),
+                    to.as_str()
+                ),
+            ));
+        }
+        match repo::set_status(db, id, current.version, current.status, to).await {
+            Ok(order) => return Ok(order),
+            Err(RepoError::Stale { .. }) if if_match.version().is_none() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        "the order kept changing; retry",
+    ))
+}
+
+/// Changes an order's status.
+#[utoipa::path(
+    post,
+    path = "/api/v1/orders/{id}/status",
+    request_body = StatusChange,
+    params(
+        ("id" = String, Path, description = "The order's id"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` last read: the change applies only to that version"),
+    ),
+    responses(
+        (status = 200, description = "The order in its new status; `ETag` is its new version", body = Order),
+        (status = 400, description = "Not JSON, or not a status", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "The order cannot go to that status from where it is (`invalid_transition`)", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "orders"
+)]
+async fn change_status(
+    State(orders): Shared,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    JsonBody(change): JsonBody<StatusChange>,
+) -> Result<Response, ApiError> {
+    let order = transition(&orders.db, &id, if_match, change.status).await?;
+    Ok(tagged(order.version, &order))
+}
+
+/// Changes an order with a JSON merge patch: only `status` may change, by the same rules as
+/// `POST /api/v1/orders/{id}/status`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/orders/{id}",
+    params(
+        ("id" = String, Path, description = "The order's id"),
+        ("If-Match" = Option<String>, Header, description = "The `ETag` last read"),
+    ),
+    request_body(content = StatusChange, content_type = "application/merge-patch+json", description = "`{\"status\": ...}`; other fields are refused"),
+    responses(
+        (status = 200, description = "The changed order", body = Order),
+        (status = 400, description = "Not JSON, or a field other than `status`", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "orders"
+)]
+async fn patch(
+    State(orders): Shared,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+    JsonBody(patch): JsonBody<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let change: StatusChange = from_value(patch)?;
+    let order = transition(&orders.db, &id, if_match, change.status).await?;
+    Ok(tagged(order.version, &order))
+}
+
+/// Cancels an order (orders are never deleted).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/orders/{id}",
+    params(
+        ("id" = String, Path, description = "The order's id"),
+        ("If-Match" = Option<String>, Header, description = "Cancel only this version"),
+    ),
+    responses(
+        (status = 204, description = "Cancelled (or already cancelled)"),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "Shipped or delivered orders cannot be cancelled", body = ErrorBody),
+        (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
+        (status = 503, description = "The database did not answer", body = ErrorBody),
+    ),
+    tag = "orders"
+)]
+async fn cancel(
+    State(orders): Shared,
+    Path(id): Path<String>,
+    if_match: IfMatch,
+) -> Result<StatusCode, ApiError> {
+    let current = find(&orders.db, &id).await?;
+    if current.status == Status::Cancelled && if_match.matches(current.version) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    transition(&orders.db, &id, if_match, Status::Cancelled).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "ecom orders", description = "Orders, priced from the catalog; each creation feeds PURCHASE events to the stream."),
+    paths(create, read, list, change_status, patch, cancel),
+    components(schemas(Order, OrderInput, LineInput, Line, Status, StatusChange, FieldError, ErrorBody, ErrorDetail)),
+    tags((name = "orders", description = "Orders"))
+)]
+struct ApiDoc;
+
+/// The service's API description.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}

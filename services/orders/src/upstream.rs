@@ -1,0 +1,141 @@
+//! The services orders asks while creating an order: the catalog for prices, customers for
+//! the buyer. Each request has a timeout; a service that is down or slow fails the order
+//! (503 / 504) before anything is stored.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::future::try_join_all;
+use service_common::rest::money::Money;
+
+/// Where the other services are.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The catalog's base URL (`CATALOG_URL`), such as `http://catalog:8082`.
+    pub catalog_url: String,
+    /// The customers service's base URL (`CUSTOMERS_URL`).
+    pub customers_url: String,
+    /// How long one request may take.
+    pub timeout: Duration,
+}
+
+/// Why an upstream could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the {service} service is unavailable: {reason}")]
+    Unavailable {
+        service: &'static str,
+        reason: String,
+    },
+    #[error("the {service} service did not answer within {timeout:?}")]
+    Timeout {
+        service: &'static str,
+        timeout: Duration,
+    },
+}
+
+/// The HTTP client of the upstreams.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    http: reqwest::Client,
+    config: UpstreamConfig,
+}
+
+impl Upstreams {
+    pub fn new(config: UpstreamConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()
+            .unwrap_or_default();
+        let trim = |url: &str| url.trim_end_matches('/').to_owned();
+        Upstreams {
+            http,
+            config: UpstreamConfig {
+                catalog_url: trim(&config.catalog_url),
+                customers_url: trim(&config.customers_url),
+                timeout: config.timeout,
+            },
+        }
+    }
+
+    /// The body of `GET url` as JSON, `None` on 404.
+    async fn get(
+        &self,
+        service: &'static str,
+        url: String,
+    ) -> Result<Option<serde_json::Value>, UpstreamError> {
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                UpstreamError::Timeout {
+                    service,
+                    timeout: self.config.timeout,
+                }
+            } else {
+                UpstreamError::Unavailable {
+                    service,
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let response = self.http.get(&url).send().await.map_err(failed)?;
+        match response.status() {
+            reqwest::StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => response.json().await.map(Some).map_err(failed),
+            s => Err(UpstreamError::Unavailable {
+                service,
+                reason: format!("GET {url} answered {s}"),
+            }),
+        }
+    }
+
+    /// Whether the customer exists.
+    pub async fn customer_exists(&self, id: &str) -> Result<bool, UpstreamError> {
+        if !service_db::is_id(id) {
+            return Ok(false);
+        }
+        let url = format!("{}/api/v1/customers/{id}", self.config.customers_url);
+        Ok(self.get("customers", url).await?.is_some())
+    }
+
+    /// The current price of every product, or the ids the catalog does not know.
+    pub async fn prices(
+        &self,
+        ids: &[&str],
+    ) -> Result<Result<HashMap<String, Money>, Vec<String>>, UpstreamError> {
+        let lookups = ids.iter().map(|id| async move {
+            if !service_db::is_id(id) {
+                return Ok((id.to_string(), None));
+            }
+            let url = format!("{}/api/v1/products/{id}", self.config.catalog_url);
+            let product = self.get("catalog", url).await?;
+            let price = match product {
+                None => None,
+                Some(product) => Some(
+                    product
+                        .get("price")
+                        .cloned()
+                        .and_then(|p| serde_json::from_value::<Money>(p).ok())
+                        .ok_or_else(|| UpstreamError::Unavailable {
+                            service: "catalog",
+                            reason: format!("product {id} has no readable price"),
+                        })?,
+                ),
+            };
+            Ok::<_, UpstreamError>((id.to_string(), price))
+        });
+        let found = try_join_all(lookups).await?;
+        let unknown: Vec<String> = found
+            .iter()
+            .filter(|(_, price)| price.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !unknown.is_empty() {
+            return Ok(Err(unknown));
+        }
+        Ok(Ok(found
+            .into_iter()
+            .filter_map(|(id, price)| price.map(|p| (id, p)))
+            .collect()))
+    }
+}

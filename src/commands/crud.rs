@@ -1,0 +1,257 @@
+//! `ecom catalog`, `ecom customers`, `ecom orders` and `ecom migrate`: the CRUD services on
+//! PostgreSQL, each in its own schema of one database.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use event_log::kafka::{KafkaLog, KafkaSettings};
+use service_db::{Db, DbConfig, Migrations};
+
+use super::parse_duration;
+
+/// The database of a CRUD service: `DATABASE_URL`, or the seed's `DB_HOST`/`DB_PORT`/
+/// `DB_NAME`/`DB_USER`/`DB_PASSWORD`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Database {
+    /// `postgres://user:password@host:port/database` (or `sqlite://FILE`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// When DATABASE_URL is not set: the PostgreSQL host...
+    #[arg(long, env = "DB_HOST")]
+    db_host: Option<String>,
+    #[arg(long, env = "DB_PORT", default_value_t = 5432)]
+    db_port: u16,
+    #[arg(long, env = "DB_NAME", default_value = "ecom")]
+    db_name: String,
+    #[arg(long, env = "DB_USER", default_value = "ecom")]
+    db_user: String,
+    #[arg(long, env = "DB_PASSWORD", hide_env_values = true, default_value = "")]
+    db_password: String,
+    /// Connections in the service's pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+}
+
+impl Database {
+    fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        let host = self.db_host.as_deref().context(
+            "no database: set DATABASE_URL (postgres://user:password@host:port/database) or DB_HOST",
+        )?;
+        let credentials = if self.db_password.is_empty() {
+            encode(&self.db_user)
+        } else {
+            format!("{}:{}", encode(&self.db_user), encode(&self.db_password))
+        };
+        Ok(format!(
+            "postgres://{credentials}@{host}:{}/{}",
+            self.db_port,
+            encode(&self.db_name)
+        ))
+    }
+
+    /// Connects to the service's schema and applies its migrations.
+    pub async fn open(&self, schema: &'static str, migrations: &Migrations) -> anyhow::Result<Db> {
+        let config = DbConfig {
+            max_connections: self.db_max_connections.max(1),
+            ..DbConfig::new(self.url()?, schema)
+        };
+        let db = Db::connect(&config)
+            .await
+            .with_context(|| format!("cannot connect to the database for {schema}"))?;
+        db.migrate(migrations)
+            .await
+            .with_context(|| format!("cannot migrate the {schema} schema"))?;
+        Ok(db)
+    }
+}
+
+/// Percent-encodes a URL component (user, password, database name).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(clap::Args)]
+pub struct CatalogArgs {
+    /// Listen address.
+    #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8082")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    db: Database,
+}
+
+pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
+    service_common::init_tracing();
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let db = args.db.open(catalog::SCHEMA, &catalog::MIGRATIONS).await?;
+        let config = catalog::Config { addr: args.addr };
+        let (addr, server) = catalog::build(config, db, service_common::shutdown_signal())
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        tracing::info!(%addr, "catalog listening");
+        server.await?;
+        Ok(())
+    })
+}
+
+#[derive(clap::Args)]
+pub struct CustomersArgs {
+    /// Listen address.
+    #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8083")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    db: Database,
+}
+
+pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
+    service_common::init_tracing();
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let db = args
+            .db
+            .open(customers::SCHEMA, &customers::MIGRATIONS)
+            .await?;
+        let config = customers::Config { addr: args.addr };
+        let (addr, server) = customers::build(config, db, service_common::shutdown_signal())
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        tracing::info!(%addr, "customers listening");
+        server.await?;
+        Ok(())
+    })
+}
+
+#[derive(clap::Args)]
+pub struct OrdersArgs {
+    /// Listen address.
+    #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8087")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    db: Database,
+    #[command(flatten)]
+    kafka: super::Brokers,
+    /// The topic of the PURCHASE events (the stream engine's input).
+    #[arg(long, env = "KAFKA_INPUT_TOPIC", default_value = "ecom-raw-events")]
+    topic: String,
+    /// The catalog's base URL (prices).
+    #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:8082")]
+    catalog_url: String,
+    /// The customers service's base URL.
+    #[arg(long, env = "CUSTOMERS_URL", default_value = "http://127.0.0.1:8083")]
+    customers_url: String,
+    /// How long a request to the catalog or the customers service may take.
+    #[arg(long, env = "ECOM_UPSTREAM_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    upstream_timeout: Duration,
+    /// How often the outbox relay looks for events it was not woken for.
+    #[arg(long, env = "ECOM_RELAY_POLL", default_value = "1s", value_parser = parse_duration)]
+    relay_poll: Duration,
+}
+
+pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
+    service_common::init_tracing();
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let db = args.db.open(orders::SCHEMA, &orders::MIGRATIONS).await?;
+        let kafka = KafkaSettings {
+            bootstrap_servers: args.kafka.bootstrap_servers,
+            topic: args.topic.clone(),
+            delivery_timeout: Duration::from_secs(5),
+            max_in_flight: 100_000,
+        };
+        let log = KafkaLog::new(kafka).context("cannot create the Kafka producer")?;
+        let config = orders::Config {
+            addr: args.addr,
+            upstream: orders::UpstreamConfig {
+                catalog_url: args.catalog_url,
+                customers_url: args.customers_url,
+                timeout: args.upstream_timeout,
+            },
+            topic: args.topic,
+            relay_poll: args.relay_poll,
+        };
+        let (addr, server) = orders::build(config, db, log, service_common::shutdown_signal())
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        tracing::info!(%addr, "orders listening");
+        server.await?;
+        Ok(())
+    })
+}
+
+/// The services whose schemas `ecom migrate` applies.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Catalog,
+    Customers,
+    Orders,
+    All,
+}
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    /// Whose schema to migrate.
+    #[arg(long, value_enum, default_value_t = Service::All)]
+    service: Service,
+    #[command(flatten)]
+    db: Database,
+}
+
+/// Applies the migrations of one service's schema, or of all, and exits.
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    service_common::init_tracing();
+    let all: [(Service, &'static str, &Migrations); 3] = [
+        (Service::Catalog, catalog::SCHEMA, &catalog::MIGRATIONS),
+        (
+            Service::Customers,
+            customers::SCHEMA,
+            &customers::MIGRATIONS,
+        ),
+        (Service::Orders, orders::SCHEMA, &orders::MIGRATIONS),
+    ];
+    tokio::runtime::Runtime::new()?.block_on(async {
+        for (service, schema, migrations) in all {
+            if args.service == Service::All || args.service == service {
+                let db = args.db.open(schema, migrations).await?;
+                db.close().await;
+                println!("{schema}: migrated");
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_variables_make_an_encoded_url() {
+        let db = Database {
+            database_url: None,
+            db_host: Some("db.internal".into()),
+            db_port: 5433,
+            db_name: "ecom".into(),
+            db_user: "app".into(),
+            db_password: "p@ss:w/rd".into(),
+            db_max_connections: 4,
+        };
+        assert_eq!(
+            db.url().unwrap(),
+            "postgres://app:p%40ss%3Aw%2Frd@db.internal:5433/ecom"
+        );
+        let none = Database {
+            db_host: None,
+            ..db
+        };
+        assert!(none.url().is_err());
+    }
+}

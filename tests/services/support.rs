@@ -1,0 +1,358 @@
+//! The three services from their `build` functions on loopback, on SQLite or on a fresh
+//! PostgreSQL database, with orders' outbox relaying to an embedded event log.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use event_log::embedded::{EmbeddedLog, LogConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use service_db::{Db, DbConfig, Migrations};
+use tokio::sync::oneshot;
+
+pub const TOPIC: &str = "ecom-raw-events";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each test body once per database.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// The databases of one test: SQLite files in a temporary directory, or three schemas of a
+/// fresh PostgreSQL database (as in production).
+pub struct Databases {
+    pub dir: tempfile::TempDir,
+    postgres_url: Option<String>,
+}
+
+impl Databases {
+    pub fn new(backend: Backend) -> Databases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let postgres_url =
+            (backend == Backend::Postgres).then(|| testkit::Postgres::shared().database());
+        Databases { dir, postgres_url }
+    }
+
+    pub async fn open(&self, schema: &'static str, migrations: &Migrations) -> Db {
+        let url = match &self.postgres_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.dir.path().join(format!("{schema}.db")).display()
+            ),
+        };
+        let db = Db::connect(&DbConfig::new(url, schema))
+            .await
+            .expect("connect");
+        db.migrate(migrations).await.expect("migrate");
+        db
+    }
+}
+
+/// A running service: its base URL, and how to stop it.
+pub struct Service {
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Service {
+    fn spawn<F>(addr: SocketAddr, server: F) -> (oneshot::Sender<()>, Service)
+    where
+        F: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+    {
+        let (stop, _) = oneshot::channel();
+        let done = tokio::spawn(async move {
+            let _ = server.await;
+        });
+        (
+            stop,
+            Service {
+                base: format!("http://{addr}"),
+                stop: None,
+                done: Some(done),
+            },
+        )
+    }
+
+    /// Stops the service and waits until it no longer listens.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
+        }
+    }
+}
+
+fn stopper() -> (
+    oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = oneshot::channel::<()>();
+    (tx, async move {
+        let _ = rx.await;
+    })
+}
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Catalog, customers and orders, each on its own port, wired as in production.
+pub struct Platform {
+    pub catalog: Service,
+    pub customers: Service,
+    pub orders: Service,
+    pub log: EmbeddedLog,
+    pub http: reqwest::Client,
+    /// Kept for the SQLite files' directory.
+    _dbs: Databases,
+}
+
+impl Platform {
+    pub async fn start(backend: Backend) -> Platform {
+        let dbs = Databases::new(backend);
+        let catalog_db = dbs.open(catalog::SCHEMA, &catalog::MIGRATIONS).await;
+        let customers_db = dbs.open(customers::SCHEMA, &customers::MIGRATIONS).await;
+        let orders_db = dbs.open(orders::SCHEMA, &orders::MIGRATIONS).await;
+        let log = open_log(dbs.dir.path());
+
+        let (stop, shutdown) = stopper();
+        let (addr, server) =
+            catalog::build(catalog::Config { addr: any_port() }, catalog_db, shutdown)
+                .await
+                .expect("catalog binds");
+        let (_, mut catalog) = Service::spawn(addr, server);
+        catalog.stop = Some(stop);
+
+        let (stop, shutdown) = stopper();
+        let (addr, server) = customers::build(
+            customers::Config { addr: any_port() },
+            customers_db,
+            shutdown,
+        )
+        .await
+        .expect("customers binds");
+        let (_, mut customers) = Service::spawn(addr, server);
+        customers.stop = Some(stop);
+
+        let (stop, shutdown) = stopper();
+        let config = orders::Config {
+            addr: any_port(),
+            upstream: orders::UpstreamConfig {
+                catalog_url: catalog.base.clone(),
+                customers_url: customers.base.clone(),
+                timeout: Duration::from_secs(2),
+            },
+            topic: TOPIC.to_owned(),
+            relay_poll: Duration::from_millis(100),
+        };
+        let (addr, server) = orders::build(config, orders_db, log.clone(), shutdown)
+            .await
+            .expect("orders binds");
+        let (_, mut orders) = Service::spawn(addr, server);
+        orders.stop = Some(stop);
+
+        Platform {
+            catalog,
+            customers,
+            orders,
+            log,
+            http: reqwest::Client::new(),
+            _dbs: dbs,
+        }
+    }
+
+    /// `method url` with an optional JSON body and headers: the status, headers and body
+    /// (JSON, or `Value::Null` when empty). Asserts the answer is never a 5xx other than
+    /// 503/504.
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.http.request(method.clone(), url);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the service answers");
+        Answer::read(response, &format!("{method} {url}")).await
+    }
+
+    pub async fn post(&self, url: &str, body: &Value) -> Answer {
+        self.call(Method::POST, url, Some(body), &[]).await
+    }
+
+    pub async fn get(&self, url: &str) -> Answer {
+        self.call(Method::GET, url, None, &[]).await
+    }
+
+    pub fn products(&self) -> String {
+        format!("{}/api/v1/products", self.catalog.base)
+    }
+
+    pub fn customers_url(&self) -> String {
+        format!("{}/api/v1/customers", self.customers.base)
+    }
+
+    pub fn orders_url(&self) -> String {
+        format!("{}/api/v1/orders", self.orders.base)
+    }
+
+    /// Creates a product: its id.
+    pub async fn product(&self, sku: &str, amount: i64, currency: &str) -> String {
+        let a = self
+            .post(
+                &self.products(),
+                &json!({"sku": sku, "name": format!("Product {sku}"), "category": "test",
+                        "price": {"amount": amount, "currency": currency}, "stock_quantity": 10}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        a.body["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Creates a customer: its id.
+    pub async fn customer(&self, email: &str) -> String {
+        let a = self
+            .post(
+                &self.customers_url(),
+                &json!({"name": "Test Customer", "email": email}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        a.body["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Every item of a list, walking its pages.
+    pub async fn walk(&self, url: &str, limit: usize) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        let join = if url.contains('?') { '&' } else { '?' };
+        loop {
+            let page_url = match &cursor {
+                Some(c) => format!("{url}{join}limit={limit}&cursor={c}"),
+                None => format!("{url}{join}limit={limit}"),
+            };
+            let a = self.get(&page_url).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            items.extend(a.body["items"].as_array().expect("items").iter().cloned());
+            match a.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+}
+
+pub fn open_log(dir: &Path) -> EmbeddedLog {
+    EmbeddedLog::open(
+        &dir.join("log"),
+        LogConfig {
+            partitions: 2,
+            ..LogConfig::default()
+        },
+    )
+    .expect("the embedded log opens")
+}
+
+/// Every record of the log, as (key, value).
+pub fn log_records(log: &EmbeddedLog) -> Vec<(String, Value)> {
+    use event_log::{FixedStart, PartitionReader, ReadBatch, StartAt};
+    let group = format!("test-{}", service_db::new_id());
+    let reader = log.reader(&group, std::sync::Arc::new(FixedStart(StartAt::Beginning)));
+    let mut out = Vec::new();
+    // The first poll assigns the partitions and reads nothing.
+    let _ = reader.poll(1, Duration::ZERO).expect("poll");
+    while let Some(batch) = reader.poll(1000, Duration::from_millis(100)).expect("poll") {
+        for (_, records) in batch.runs() {
+            for r in records {
+                let key = String::from_utf8(r.key.unwrap_or_default().to_vec()).expect("UTF-8");
+                let value = serde_json::from_slice(r.payload.unwrap_or_default()).expect("JSON");
+                out.push((key, value));
+            }
+        }
+    }
+    reader.close();
+    out
+}
+
+/// An answer: status, headers, body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    pub async fn read(response: reqwest::Response, what: &str) -> Answer {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("{what}: not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        assert!(
+            !status.is_server_error()
+                || status == StatusCode::SERVICE_UNAVAILABLE
+                || status == StatusCode::GATEWAY_TIMEOUT,
+            "{what} answered {status}: {body}"
+        );
+        if !status.is_success() {
+            assert!(
+                body["error"]["code"].is_string(),
+                "{what}: {status} without the standard body: {body}"
+            );
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}

@@ -69,6 +69,26 @@ impl Database {
     }
 }
 
+/// How much of a request body a CRUD service reads, and for how long.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Body {
+    /// Bodies over this many bytes get 413.
+    #[arg(long, env = "ECOM_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// A body not received whole within this gets 408.
+    #[arg(long, env = "ECOM_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    body_timeout: Duration,
+}
+
+impl Body {
+    fn limits(self) -> service_common::rest::BodyLimits {
+        service_common::rest::BodyLimits {
+            max_bytes: self.max_body_bytes,
+            read_timeout: self.body_timeout,
+        }
+    }
+}
+
 /// Percent-encodes a URL component (user, password, database name).
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -89,13 +109,18 @@ pub struct CatalogArgs {
     addr: SocketAddr,
     #[command(flatten)]
     db: Database,
+    #[command(flatten)]
+    body: Body,
 }
 
 pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
     service_common::init_tracing();
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(catalog::SCHEMA, &catalog::MIGRATIONS).await?;
-        let config = catalog::Config { addr: args.addr };
+        let config = catalog::Config {
+            addr: args.addr,
+            body: args.body.limits(),
+        };
         let (addr, server) = catalog::build(config, db, service_common::shutdown_signal())
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -112,6 +137,8 @@ pub struct CustomersArgs {
     addr: SocketAddr,
     #[command(flatten)]
     db: Database,
+    #[command(flatten)]
+    body: Body,
 }
 
 pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
@@ -121,7 +148,10 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
             .db
             .open(customers::SCHEMA, &customers::MIGRATIONS)
             .await?;
-        let config = customers::Config { addr: args.addr };
+        let config = customers::Config {
+            addr: args.addr,
+            body: args.body.limits(),
+        };
         let (addr, server) = customers::build(config, db, service_common::shutdown_signal())
             .await
             .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -138,6 +168,8 @@ pub struct OrdersArgs {
     addr: SocketAddr,
     #[command(flatten)]
     db: Database,
+    #[command(flatten)]
+    body: Body,
     #[command(flatten)]
     kafka: super::Brokers,
     /// The topic of the PURCHASE events (the stream engine's input).
@@ -170,6 +202,7 @@ pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
         let log = KafkaLog::new(kafka).context("cannot create the Kafka producer")?;
         let config = orders::Config {
             addr: args.addr,
+            body: args.body.limits(),
             upstream: orders::UpstreamConfig {
                 catalog_url: args.catalog_url,
                 customers_url: args.customers_url,

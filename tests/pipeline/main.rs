@@ -7,6 +7,7 @@
 //! one sentinel event per partition, minutes after the rest, moves every watermark past the
 //! last real window so that all of them fire; the sentinels' own windows stay open.
 
+mod crud;
 mod support;
 mod up;
 

@@ -58,7 +58,7 @@ impl Stack {
         }
     }
 
-    fn service(&self, subcommand: &str, env: &[(&str, &str)], stderr: Stdio) -> Service {
+    pub fn service(&self, subcommand: &str, env: &[(&str, &str)], stderr: Stdio) -> Service {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecom"));
         command

@@ -449,7 +449,45 @@ async fn the_batch_upserts_by_sku_and_reports_every_item(backend: Backend) {
     assert_eq!(not_items.status, StatusCode::BAD_REQUEST);
 }
 
+async fn a_stalled_body_gets_408_while_others_are_served(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = Platform::start(backend).await;
+    let addr = p.catalog.base.trim_start_matches("http://").to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"POST /api/v1/products HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"sku\":")
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    // Served meanwhile.
+    assert_eq!(
+        p.post(&p.products(), &mug("LIVE-1")).await.status,
+        StatusCode::CREATED
+    );
+    for mut stream in stalled {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(read.is_ok(), "the stalled request was never answered");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("body_timeout"), "{answer}");
+    }
+    assert_eq!(
+        p.walk(&p.products(), 50).await.len(),
+        1,
+        "nothing half-written"
+    );
+}
+
 on_both_databases!(
+    a_stalled_body_gets_408_while_others_are_served,
     a_product_is_created_read_patched_and_deleted,
     skus_are_unique,
     bad_input_gets_a_structured_400_and_never_a_500,

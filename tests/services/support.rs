@@ -120,6 +120,14 @@ fn stopper() -> (
     })
 }
 
+/// The services' body limits in these tests: a stalled body is given up after a second.
+pub fn body_limits() -> service_common::rest::BodyLimits {
+    service_common::rest::BodyLimits {
+        read_timeout: Duration::from_secs(1),
+        ..Default::default()
+    }
+}
+
 fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -144,16 +152,25 @@ impl Platform {
         let log = open_log(dbs.dir.path());
 
         let (stop, shutdown) = stopper();
-        let (addr, server) =
-            catalog::build(catalog::Config { addr: any_port() }, catalog_db, shutdown)
-                .await
-                .expect("catalog binds");
+        let (addr, server) = catalog::build(
+            catalog::Config {
+                addr: any_port(),
+                body: body_limits(),
+            },
+            catalog_db,
+            shutdown,
+        )
+        .await
+        .expect("catalog binds");
         let (_, mut catalog) = Service::spawn(addr, server);
         catalog.stop = Some(stop);
 
         let (stop, shutdown) = stopper();
         let (addr, server) = customers::build(
-            customers::Config { addr: any_port() },
+            customers::Config {
+                addr: any_port(),
+                body: body_limits(),
+            },
             customers_db,
             shutdown,
         )
@@ -165,6 +182,7 @@ impl Platform {
         let (stop, shutdown) = stopper();
         let config = orders::Config {
             addr: any_port(),
+            body: body_limits(),
             upstream: orders::UpstreamConfig {
                 catalog_url: catalog.base.clone(),
                 customers_url: customers.base.clone(),

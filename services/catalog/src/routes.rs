@@ -58,6 +58,7 @@ fn parse_input(value: serde_json::Value) -> Result<ProductFields, ApiError> {
 
 /// Creates a product.
 #[utoipa::path(
+    operation_id = "create_product",
     post,
     path = "/api/v1/products",
     request_body = ProductInput,
@@ -95,6 +96,7 @@ async fn create(
 
 /// A product by id.
 #[utoipa::path(
+    operation_id = "get_product",
     get,
     path = "/api/v1/products/{id}",
     params(("id" = String, Path, description = "The product's id")),
@@ -129,6 +131,7 @@ struct ListQuery {
 
 /// Products in id order, a page at a time.
 #[utoipa::path(
+    operation_id = "list_products",
     get,
     path = "/api/v1/products",
     params(
@@ -168,6 +171,7 @@ async fn list(
 
 /// Changes a product with a JSON merge patch (RFC 7396).
 #[utoipa::path(
+    operation_id = "patch_product",
     patch,
     path = "/api/v1/products/{id}",
     params(
@@ -215,6 +219,7 @@ async fn patch(
 
 /// Deletes a product.
 #[utoipa::path(
+    operation_id = "delete_product",
     delete,
     path = "/api/v1/products/{id}",
     params(
@@ -264,6 +269,7 @@ pub struct BatchResult {
 /// Creates or updates products by SKU, for the CSV importer: re-sending a batch creates
 /// nothing twice.
 #[utoipa::path(
+    operation_id = "upsert_products",
     post,
     path = "/api/v1/products/batch",
     request_body = BatchInput,

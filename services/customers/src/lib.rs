@@ -50,6 +50,8 @@ pub const CUSTOMERS: &str = "/api/v1/customers";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// How much of a body is read, for how long.
+    pub body: service_common::rest::BodyLimits,
 }
 
 /// The service's routes and readiness over `db` (migrated): what [`build`] serves alone and
@@ -73,6 +75,8 @@ pub async fn build(
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
     let (router, ready) = part(db, http);
-    let router = router.merge(service_common::docs::router(openapi()));
+    let router = router
+        .layer(axum::Extension(config.body))
+        .merge(service_common::docs::router(openapi()));
     service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
 }

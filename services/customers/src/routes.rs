@@ -53,6 +53,7 @@ fn parse_input(value: serde_json::Value) -> Result<CustomerFields, ApiError> {
 
 /// Creates a customer.
 #[utoipa::path(
+    operation_id = "create_customer",
     post,
     path = "/api/v1/customers",
     request_body = CustomerInput,
@@ -99,6 +100,7 @@ async fn find(db: &Db, id: &str) -> Result<Customer, ApiError> {
 
 /// A customer by id.
 #[utoipa::path(
+    operation_id = "get_customer",
     get,
     path = "/api/v1/customers/{id}",
     params(("id" = String, Path, description = "The customer's id")),
@@ -123,6 +125,7 @@ struct ListQuery {
 
 /// Customers in id order, a page at a time.
 #[utoipa::path(
+    operation_id = "list_customers",
     get,
     path = "/api/v1/customers",
     params(
@@ -156,6 +159,7 @@ async fn list(
 
 /// Changes a customer with a JSON merge patch (RFC 7396).
 #[utoipa::path(
+    operation_id = "patch_customer",
     patch,
     path = "/api/v1/customers/{id}",
     params(
@@ -203,6 +207,7 @@ async fn patch(
 
 /// Deletes a customer (their orders are kept).
 #[utoipa::path(
+    operation_id = "delete_customer",
     delete,
     path = "/api/v1/customers/{id}",
     params(

@@ -56,6 +56,8 @@ pub const ORDERS: &str = "/api/v1/orders";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
+    /// How much of a body is read, for how long.
+    pub body: service_common::rest::BodyLimits,
     pub upstream: UpstreamConfig,
     /// The topic the `PURCHASE` events go to.
     pub topic: String,
@@ -110,7 +112,9 @@ pub async fn build<L: EventLog>(
     let http = HttpMetrics::register(&mut registry);
     let upstreams = Upstreams::new(config.upstream.clone());
     let (router, ready, relay) = part(db, log, upstreams, config.topic, &mut registry, http);
-    let router = router.merge(service_common::docs::router(openapi()));
+    let router = router
+        .layer(axum::Extension(config.body))
+        .merge(service_common::docs::router(openapi()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;

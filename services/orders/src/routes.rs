@@ -71,6 +71,7 @@ fn unprocessable(code: &'static str, message: String) -> ApiError {
 
 /// Creates an order: prices from the catalog, one `PURCHASE` event per line to the log.
 #[utoipa::path(
+    operation_id = "create_order",
     post,
     path = "/api/v1/orders",
     request_body = OrderInput,
@@ -202,6 +203,7 @@ async fn find(db: &Db, id: &str) -> Result<Order, ApiError> {
 
 /// An order by id.
 #[utoipa::path(
+    operation_id = "get_order",
     get,
     path = "/api/v1/orders/{id}",
     params(("id" = String, Path, description = "The order's id")),
@@ -227,6 +229,7 @@ struct ListQuery {
 
 /// Orders in id order, a page at a time.
 #[utoipa::path(
+    operation_id = "list_orders",
     get,
     path = "/api/v1/orders",
     params(
@@ -303,6 +306,7 @@ async fn transition(db: &Db, id: &str, if_match: IfMatch, to: Status) -> Result<
 
 /// Changes an order's status.
 #[utoipa::path(
+    operation_id = "change_order_status",
     post,
     path = "/api/v1/orders/{id}/status",
     request_body = StatusChange,
@@ -333,6 +337,7 @@ async fn change_status(
 /// Changes an order with a JSON merge patch: only `status` may change, by the same rules as
 /// `POST /api/v1/orders/{id}/status`.
 #[utoipa::path(
+    operation_id = "patch_order",
     patch,
     path = "/api/v1/orders/{id}",
     params(
@@ -363,6 +368,7 @@ async fn patch(
 
 /// Cancels an order (orders are never deleted).
 #[utoipa::path(
+    operation_id = "cancel_order",
     delete,
     path = "/api/v1/orders/{id}",
     params(

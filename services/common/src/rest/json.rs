@@ -182,8 +182,9 @@ fn field_error(path: &str, message: &str) -> FieldError {
     }
 }
 
-/// A JSON request body deserialized into `T`, within the default [`BodyLimits`]; any
-/// problem is a structured error (415 when the content type is not JSON).
+/// A JSON request body deserialized into `T`, within the [`BodyLimits`] of the request's
+/// extensions (an `axum::Extension` layer) or the default ones; any problem is a structured
+/// error (415 when the content type is not JSON).
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -216,7 +217,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ),
             ));
         }
-        let bytes = read_body(&parts.headers, Body::new(body), BodyLimits::default()).await?;
+        let limits = parts
+            .extensions
+            .get::<BodyLimits>()
+            .copied()
+            .unwrap_or_default();
+        let bytes = read_body(&parts.headers, Body::new(body), limits).await?;
         parse_json(&bytes).map(JsonBody)
     }
 }

@@ -1,0 +1,219 @@
+//! Orders feeding the stream, end to end: in `ecom up` (SQLite, the embedded log) an order's
+//! buyer is counted in the product's window; as processes on PostgreSQL and Kafka, every
+//! acknowledged order's PURCHASE events reach the topic even when `ecom orders` is killed
+//! with SIGKILL mid-stream.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::free_port;
+
+use crate::support::*;
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
+    match http.post(url).json(body).send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+async fn create(http: &reqwest::Client, url: &str, body: &Value) -> String {
+    let (status, created) = post(http, url, body).await;
+    assert_eq!(status, 201, "POST {url}: {created}");
+    created["id"].as_str().expect("an id").to_owned()
+}
+
+fn product(sku: &str) -> Value {
+    json!({"sku": sku, "name": sku, "category": "test",
+           "price": {"amount": 250, "currency": "EUR"}, "stock_quantity": 3})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_in_ecom_up_counts_its_buyer_in_the_products_window() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    let platform = up(dir.path(), free_port(), &["--out-of-orderness", "0s"]);
+    platform.wait_ready().await;
+    let base = platform.url().to_owned();
+    let http = reqwest::Client::new();
+    let mug = create(&http, &format!("{base}/api/v1/products"), &product("MUG")).await;
+    let ann = create(
+        &http,
+        &format!("{base}/api/v1/customers"),
+        &json!({"name": "Ann", "email": "ann@example.com"}),
+    )
+    .await;
+    let order = json!({"customer_id": ann, "lines": [{"product_id": mug, "quantity": 2}]});
+    let (status, created) = post(&http, &format!("{base}/api/v1/orders"), &order).await;
+    assert_eq!(status, 201, "{created}");
+    let window = format!("{}:00Z", &created["created_at"].as_str().unwrap()[..16]);
+
+    // A later view of the same product moves its partition's watermark past the order's
+    // minute, which closes the window.
+    let later = stream_engine::core::time::format_rfc3339_ms(
+        stream_engine::core::time::parse_rfc3339_ms(&window).unwrap() + 120_000,
+    );
+    let view = json!({"user_id": "viewer", "product_id": mug, "event_type": "VIEW_PRODUCT", "timestamp": later});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _) = post(&http, &format!("{base}/api/v1/events"), &view).await;
+        assert_eq!(status, 202);
+        let windows: Value = http
+            .get(format!("{base}/api/v1/analytics/products/{mug}/windows"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let found = windows["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["window_start"] == window.as_str())
+            .cloned();
+        if let Some(found) = found {
+            // One buyer; one PURCHASE event for the one line.
+            assert_eq!(found["unique_user_count"], 1, "{found}");
+            assert_eq!(found["event_count"], 1, "{found}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the order's window never fired: {windows}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
+    let _serial = serial().await;
+    let stack = Stack::start();
+    stack.broker.create_topic(INPUT, PARTITIONS);
+    let url = testkit::Postgres::shared().database();
+    let (host_port, name) = url
+        .trim_start_matches("postgres://ecom@")
+        .split_once('/')
+        .unwrap();
+    let (host, port) = host_port.split_once(':').unwrap();
+
+    // Migrations by the seed's DB_* variables; applying them twice is harmless.
+    let db_vars = [
+        ("DB_HOST", host),
+        ("DB_PORT", port),
+        ("DB_NAME", name),
+        ("DB_USER", "ecom"),
+    ];
+    for _ in 0..2 {
+        let (status, stderr) = stack.run_to_exit("migrate", &db_vars, Duration::from_secs(60));
+        assert!(status.success(), "ecom migrate failed: {stderr}");
+    }
+
+    let db = [("DATABASE_URL", url.as_str())];
+    let catalog = stack.service("catalog", &db, Stdio::inherit());
+    let customers = stack.service("customers", &db, Stdio::inherit());
+    catalog.wait_ready().await;
+    customers.wait_ready().await;
+    let upstreams = [
+        ("DATABASE_URL", url.as_str()),
+        ("CATALOG_URL", catalog.url()),
+        ("CUSTOMERS_URL", customers.url()),
+        ("ECOM_RELAY_POLL", "200ms"),
+    ];
+    let mut orders = stack.service("orders", &upstreams, Stdio::inherit());
+    orders.wait_ready().await;
+
+    let http = reqwest::Client::new();
+    let mut products = Vec::new();
+    for i in 0..5 {
+        products.push(
+            create(
+                &http,
+                &format!("{}/api/v1/products", catalog.url()),
+                &product(&format!("P-{i}")),
+            )
+            .await,
+        );
+    }
+    let buyer = create(
+        &http,
+        &format!("{}/api/v1/customers", customers.url()),
+        &json!({"name": "Bo", "email": "bo@example.com"}),
+    )
+    .await;
+
+    // Orders while the service is killed and restarted: every acknowledged one must reach the
+    // topic; those refused (the process was gone) are retried by the client with the same
+    // Idempotency-Key, as a client would.
+    let mut acknowledged = BTreeSet::new();
+    for i in 0..40 {
+        if i == 20 {
+            orders.kill9();
+            orders = stack.service("orders", &upstreams, Stdio::inherit());
+        }
+        let lines: Vec<Value> = products
+            .iter()
+            .take(1 + i % 5)
+            .map(|p| json!({"product_id": p, "quantity": 1}))
+            .collect();
+        let body = json!({"customer_id": buyer, "lines": lines});
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let response = http
+                .post(format!("{}/api/v1/orders", orders.url()))
+                .header("idempotency-key", format!("order-{i}"))
+                .json(&body)
+                .send()
+                .await;
+            if let Ok(response) = response
+                && response.status().as_u16() == 201
+            {
+                let created: Value = response.json().await.unwrap();
+                let id = created["id"].as_str().unwrap().to_owned();
+                for line in 0..lines.len() {
+                    acknowledged.insert(format!("{id}:{line}"));
+                }
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {i} was never acknowledged"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let records = stack.read_topic(INPUT);
+        let mut sent = BTreeSet::new();
+        for record in &records {
+            let event: Value = serde_json::from_slice(&record.payload).unwrap();
+            assert_eq!(event["event_type"], "PURCHASE");
+            assert_eq!(event["user_id"], buyer.as_str());
+            assert_eq!(
+                record.key.as_deref(),
+                event["product_id"].as_str().map(str::as_bytes)
+            );
+            sent.insert(event["event_id"].as_str().unwrap().to_owned());
+        }
+        let missing: Vec<&String> = acknowledged.difference(&sent).collect();
+        if missing.is_empty() {
+            assert!(
+                sent.is_subset(&acknowledged),
+                "events of orders never acknowledged"
+            );
+            let metrics = orders.metrics().await;
+            assert_eq!(metric(&metrics, "outbox_backlog"), 0.0);
+            return;
+        }
+        assert!(Instant::now() < deadline, "never sent: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -53,9 +53,11 @@ pub struct Config {
     pub body: service_common::rest::BodyLimits,
 }
 
-/// The catalog's routes and readiness over `db` (migrated): what [`build`] serves alone and
+/// The catalog's routes and readiness over `db` (migrated; old idempotency keys are purged
+/// hourly): what [`build`] serves alone and
 /// `ecom up` serves beside the other services.
 pub fn part(db: Db, http: Arc<HttpMetrics>) -> (Router, ReadyCheck) {
+    service_db::idempotency::spawn_purge(db.clone());
     let ready = db.clone();
     let check: ReadyCheck = Arc::new(move || {
         let db = ready.clone();

@@ -57,6 +57,7 @@ pub struct Config {
 /// The service's routes and readiness over `db` (migrated): what [`build`] serves alone and
 /// `ecom up` serves beside the other services.
 pub fn part(db: Db, http: Arc<HttpMetrics>) -> (Router, ReadyCheck) {
+    service_db::idempotency::spawn_purge(db.clone());
     let ready = db.clone();
     let check: ReadyCheck = Arc::new(move || {
         let db = ready.clone();

@@ -85,15 +85,24 @@ pub async fn list(
     email: Option<&str>,
     page: &PageRequest,
 ) -> Result<Vec<Customer>, DbError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM customers \
-         WHERE ($1 = '' OR email_folded = $1) AND id > $2 ORDER BY id LIMIT $3"
-    ))
-    .bind(email.map(crate::customer::fold_email).unwrap_or_default())
-    .bind(page.after.as_deref().unwrap_or(""))
-    .bind(page.fetch())
-    .fetch_all(db.pool())
-    .await?;
+    // Only the conditions that apply, so that each shape of the query has its own plan (the
+    // email index, or the primary key).
+    let mut sql = format!("SELECT {COLUMNS} FROM customers WHERE 1 = 1");
+    let mut binds = Vec::new();
+    if let Some(email) = email {
+        binds.push(crate::customer::fold_email(email));
+        sql.push_str(&format!(" AND email_folded = ${}", binds.len()));
+    }
+    if let Some(after) = &page.after {
+        binds.push(after.clone());
+        sql.push_str(&format!(" AND id > ${}", binds.len()));
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", page.fetch()));
+    let mut query = sqlx::query(&sql);
+    for bind in &binds {
+        query = query.bind(bind);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
     Ok(rows.iter().map(customer).collect::<Result<_, _>>()?)
 }
 

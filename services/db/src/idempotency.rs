@@ -112,13 +112,34 @@ pub async fn complete(
     Ok(())
 }
 
-/// Forgets keys older than `max_age_us` (a day, by the services' default).
+/// Forgets keys older than `max_age_us`.
 pub async fn purge(db: &Db, max_age_us: i64) -> Result<u64> {
     let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(now_us() - max_age_us)
         .execute(db.pool())
         .await?;
     Ok(done.rows_affected())
+}
+
+/// How long a key is remembered.
+pub const KEEP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Forgets keys older than [`KEEP`] every hour, in the background, until the pool closes.
+pub fn spawn_purge(db: Db) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if db.pool().is_closed() {
+                return;
+            }
+            match purge(&db, KEEP.as_micros() as i64).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(keys = n, "forgot old idempotency keys"),
+                Err(e) => tracing::warn!(error = %e, "idempotency keys not purged"),
+            }
+        }
+    });
 }
 
 /// The table's DDL, for each service's first migration.

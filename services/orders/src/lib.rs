@@ -85,6 +85,7 @@ pub fn part<L: EventLog>(
     registry: &mut Registry,
     http: Arc<HttpMetrics>,
 ) -> (Router, ReadyCheck, outbox::Relay<L>) {
+    service_db::idempotency::spawn_purge(db.clone());
     let relay = outbox::Relay::new(db.clone(), log, outbox::RelayMetrics::register(registry));
     let ready = db.clone();
     let check: ReadyCheck = Arc::new(move || {

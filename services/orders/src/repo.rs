@@ -156,17 +156,28 @@ pub struct Filter {
 
 /// One page of orders in id order.
 pub async fn list(db: &Db, filter: &Filter, page: &PageRequest) -> Result<Vec<Order>, DbError> {
-    let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM orders \
-         WHERE ($1 = '' OR customer_id = $1) AND ($2 = '' OR status = $2) AND id > $3 \
-         ORDER BY id LIMIT $4"
-    ))
-    .bind(filter.customer_id.as_deref().unwrap_or(""))
-    .bind(filter.status.map_or("", Status::as_str))
-    .bind(page.after.as_deref().unwrap_or(""))
-    .bind(page.fetch())
-    .fetch_all(db.pool())
-    .await?;
+    // Only the conditions that apply, so that each shape of the query has its own plan (the
+    // (customer_id, id) or (status, id) index, or the primary key).
+    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE 1 = 1");
+    let mut binds: Vec<String> = Vec::new();
+    if let Some(customer_id) = &filter.customer_id {
+        binds.push(customer_id.clone());
+        sql.push_str(&format!(" AND customer_id = ${}", binds.len()));
+    }
+    if let Some(status) = filter.status {
+        binds.push(status.as_str().to_owned());
+        sql.push_str(&format!(" AND status = ${}", binds.len()));
+    }
+    if let Some(after) = &page.after {
+        binds.push(after.clone());
+        sql.push_str(&format!(" AND id > ${}", binds.len()));
+    }
+    sql.push_str(&format!(" ORDER BY id LIMIT {}", page.fetch()));
+    let mut query = sqlx::query(&sql);
+    for bind in &binds {
+        query = query.bind(bind);
+    }
+    let rows = query.fetch_all(db.pool()).await?;
     let mut orders = rows.iter().map(order).collect::<Result<Vec<_>, _>>()?;
     attach_lines(db, &mut orders).await?;
     Ok(orders)

@@ -306,7 +306,40 @@ async fn the_catalog_down_means_503_and_no_order(backend: Backend) {
     p.customers.stop().await;
 }
 
+async fn a_catalog_that_does_not_answer_means_504_and_no_order(backend: Backend) {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let p = Platform::start_with_catalog(backend, Some(silent_url)).await;
+    let mug = p.product("MUG", 1299, "EUR").await;
+    let ann = p.customer("ann@example.com").await;
+    let started = Instant::now();
+    let a = p.post(&p.orders_url(), &order(&ann, &[(&mug, 1)])).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+        "{}",
+        a.body
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the timeout held"
+    );
+    assert!(
+        p.walk(&p.orders_url(), 50).await.is_empty(),
+        "no order stored"
+    );
+    held.abort();
+}
+
 on_both_databases!(
+    a_catalog_that_does_not_answer_means_504_and_no_order,
     an_order_is_priced_from_the_catalog_and_moves_through_its_statuses,
     orders_for_unknown_customers_or_products_or_in_two_currencies_are_refused,
     twenty_parallel_posts_with_one_idempotency_key_make_one_order,

@@ -145,6 +145,12 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start(backend: Backend) -> Platform {
+        Platform::start_with_catalog(backend, None).await
+    }
+
+    /// As [`Platform::start`], with orders asking `catalog_url` for prices instead of the
+    /// catalog started here.
+    pub async fn start_with_catalog(backend: Backend, catalog_url: Option<String>) -> Platform {
         let dbs = Databases::new(backend);
         let catalog_db = dbs.open(catalog::SCHEMA, &catalog::MIGRATIONS).await;
         let customers_db = dbs.open(customers::SCHEMA, &customers::MIGRATIONS).await;
@@ -184,7 +190,7 @@ impl Platform {
             addr: any_port(),
             body: body_limits(),
             upstream: orders::UpstreamConfig {
-                catalog_url: catalog.base.clone(),
+                catalog_url: catalog_url.unwrap_or_else(|| catalog.base.clone()),
                 customers_url: customers.base.clone(),
                 timeout: Duration::from_secs(2),
             },

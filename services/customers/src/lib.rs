@@ -58,12 +58,8 @@ pub struct Config {
 /// `ecom up` serves beside the other services.
 pub fn part(db: Db, http: Arc<HttpMetrics>) -> (Router, ReadyCheck) {
     service_db::idempotency::spawn_purge(db.clone());
-    let ready = db.clone();
-    let check: ReadyCheck = Arc::new(move || {
-        let db = ready.clone();
-        Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) })
-    });
-    (routes::router(db, http), check)
+    let ready = db.ready_check();
+    (routes::router(db, http), ready)
 }
 
 /// The customers alone on `config.addr` over `db` (migrated), until `shutdown` resolves: the

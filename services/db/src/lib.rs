@@ -238,6 +238,15 @@ impl Db {
         Ok(())
     }
 
+    /// A service's readiness: the database answers.
+    pub fn ready_check(&self) -> service_common::ReadyCheck {
+        let db = self.clone();
+        std::sync::Arc::new(move || {
+            let db = db.clone();
+            Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) })
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

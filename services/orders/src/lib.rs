@@ -87,11 +87,7 @@ pub fn part<L: EventLog>(
 ) -> (Router, ReadyCheck, outbox::Relay<L>) {
     service_db::idempotency::spawn_purge(db.clone());
     let relay = outbox::Relay::new(db.clone(), log, outbox::RelayMetrics::register(registry));
-    let ready = db.clone();
-    let check: ReadyCheck = Arc::new(move || {
-        let db = ready.clone();
-        Box::pin(async move { db.ping().await.map_err(|e| e.to_string()) })
-    });
+    let check = db.ready_check();
     let orders = Arc::new(Orders {
         db,
         upstreams,

@@ -310,7 +310,8 @@ impl Postgres {
         // Stops and removes the cluster once the test process's end of stdin closes, however
         // the process ends.
         let script = format!(
-            "read _; {} -D {} stop -m immediate >/dev/null 2>&1; rm -rf {}",
+            "read _; {}{} -D {} stop -m immediate >/dev/null 2>&1; rm -rf {}",
+            if root { "runuser -u postgres -- " } else { "" },
             bin.join("pg_ctl").display(),
             data.display(),
             dir.display()

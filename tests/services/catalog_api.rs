@@ -503,6 +503,60 @@ async fn a_stalled_body_gets_408_while_others_are_served(backend: Backend) {
     );
 }
 
+/// PostgreSQL gone: requests are 503 `database_unavailable` (never 500) and `/readyz` says
+/// not ready, until it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_that_goes_away_is_503_and_not_ready() {
+    let postgres = testkit::Postgres::start();
+    let url = postgres.database();
+    let db = service_db::Db::connect(&service_db::DbConfig {
+        acquire_timeout: std::time::Duration::from_secs(1),
+        ..service_db::DbConfig::new(url, catalog::SCHEMA)
+    })
+    .await
+    .unwrap();
+    db.migrate(&catalog::MIGRATIONS).await.unwrap();
+    let config = catalog::Config {
+        addr: ([127, 0, 0, 1], 0).into(),
+        body: crate::support::body_limits(),
+    };
+    let (addr, server) = catalog::build(config, db, std::future::pending())
+        .await
+        .unwrap();
+    let server = tokio::spawn(server);
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let created = http
+        .post(format!("{base}/api/v1/products"))
+        .json(&mug("GONE-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    drop(postgres);
+    for request in [
+        http.get(format!("{base}/api/v1/products")),
+        http.post(format!("{base}/api/v1/products"))
+            .json(&mug("GONE-2")),
+    ] {
+        let answer =
+            crate::support::Answer::read(request.send().await.unwrap(), "without a database").await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            "{}",
+            answer.body
+        );
+        assert_eq!(answer.header("retry-after"), "1");
+    }
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    server.abort();
+}
+
 on_both_databases!(
     a_stalled_body_gets_408_while_others_are_served,
     a_product_is_created_read_patched_and_deleted,

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -148,46 +149,70 @@ async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
     )
     .await;
 
-    // Orders while the service is killed and restarted: every acknowledged one must reach the
-    // topic; those refused (the process was gone) are retried by the client with the same
-    // Idempotency-Key, as a client would.
-    let mut acknowledged = BTreeSet::new();
-    for i in 0..40 {
-        if i == 20 {
-            orders.kill9();
-            orders = stack.service("orders", &upstreams, Stdio::inherit());
-        }
-        let lines: Vec<Value> = products
-            .iter()
-            .take(1 + i % 5)
-            .map(|p| json!({"product_id": p, "quantity": 1}))
-            .collect();
-        let body = json!({"customer_id": buyer, "lines": lines});
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let response = http
-                .post(format!("{}/api/v1/orders", orders.url()))
-                .header("idempotency-key", format!("order-{i}"))
-                .json(&body)
-                .send()
-                .await;
-            if let Ok(response) = response
-                && response.status().as_u16() == 201
-            {
-                let created: Value = response.json().await.unwrap();
-                let id = created["id"].as_str().unwrap().to_owned();
-                for line in 0..lines.len() {
-                    acknowledged.insert(format!("{id}:{line}"));
-                }
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {i} was never acknowledged"
+    // Four clients place orders while the service is killed (with requests in flight and the
+    // relay busy) and restarted on another port: every acknowledged order must reach the
+    // topic. A request that failed (the process was gone) is retried by its client with the
+    // same Idempotency-Key, as a client would.
+    let url = Arc::new(Mutex::new(orders.url().to_owned()));
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (url, acknowledged, products, buyer) = (
+                url.clone(),
+                acknowledged.clone(),
+                products.clone(),
+                buyer.clone(),
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for i in 0..15 {
+                    let lines: Vec<Value> = products
+                        .iter()
+                        .take(1 + (client + i) % 5)
+                        .map(|p| json!({"product_id": p, "quantity": 1}))
+                        .collect();
+                    let body = json!({"customer_id": buyer, "lines": lines});
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let base = url.lock().unwrap().clone();
+                        let response = http
+                            .post(format!("{base}/api/v1/orders"))
+                            .header("idempotency-key", format!("order-{client}-{i}"))
+                            .json(&body)
+                            .send()
+                            .await;
+                        if let Ok(response) = response
+                            && response.status().as_u16() == 201
+                        {
+                            let created: Value = response.json().await.unwrap();
+                            let id = created["id"].as_str().unwrap().to_owned();
+                            let mut acknowledged = acknowledged.lock().unwrap();
+                            for line in 0..lines.len() {
+                                acknowledged.insert(format!("{id}:{line}"));
+                            }
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "order {client}-{i} never acknowledged"
+                        );
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    while acknowledged.lock().unwrap().len() < 40 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    orders.kill9();
+    orders = stack.service("orders", &upstreams, Stdio::inherit());
+    orders.wait_ready().await;
+    *url.lock().unwrap() = orders.url().to_owned();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -73,6 +73,17 @@ async fn a_product_is_created_read_patched_and_deleted(backend: Backend) {
         (StatusCode::BAD_REQUEST, "validation_failed")
     );
 
+    for foreign in ["\"0\"", "\"abc\"", "W/\"2\"", "2", "\"-1\""] {
+        let refused = p
+            .call(Method::DELETE, &url, None, &[("if-match", foreign)])
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::PRECONDITION_FAILED,
+            "If-Match: {foreign}"
+        );
+    }
+    assert_eq!(p.get(&url).await.status, StatusCode::OK, "still there");
     let stale_delete = p
         .call(Method::DELETE, &url, None, &[("if-match", "\"1\"")])
         .await;
@@ -288,6 +299,8 @@ async fn bad_input_gets_a_structured_400_and_never_a_500(backend: Backend) {
         );
     }
     for query in [
+        "q=%00",
+        "category=%01x",
         "limit=0",
         "limit=201",
         "limit=x",
@@ -368,16 +381,32 @@ async fn two_patches_with_one_if_match_make_exactly_one_change(backend: Backend)
 }
 
 async fn a_walk_sees_every_existing_row_once_while_rows_are_inserted(backend: Backend) {
+    use rand::{Rng, SeedableRng};
     let p = std::sync::Arc::new(Platform::start(backend).await);
     let mut existing = Vec::new();
     for i in 0..60 {
         existing.push(p.product(&format!("WALK-{i:03}"), 100 + i, "EUR").await);
     }
+    // Meanwhile: rows with random ids (sorting before and after the walk's cursor) are
+    // inserted, and some of them deleted again.
     let writer = {
         let p = p.clone();
         tokio::spawn(async move {
-            for i in 0..60 {
-                p.product(&format!("NEW-{i:03}"), 5, "EUR").await;
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+            for i in 0..80 {
+                let id = format!("{:032x}", rng.random::<u128>());
+                let input: catalog::product::ProductInput =
+                    serde_json::from_value(mug(&format!("NEW-{i:03}"))).unwrap();
+                let fields = catalog::product::ProductFields::parse(input).unwrap();
+                let mut tx = p.catalog_db.begin_write().await.unwrap();
+                catalog::repo::insert(&mut tx, &id, &fields).await.unwrap();
+                tx.commit().await.unwrap();
+                if i % 3 == 0 {
+                    catalog::repo::delete(&p.catalog_db, &id, None)
+                        .await
+                        .unwrap();
+                }
+                tokio::task::yield_now().await;
             }
         })
     };
@@ -391,10 +420,70 @@ async fn a_walk_sees_every_existing_row_once_while_rows_are_inserted(backend: Ba
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "no row twice");
+    let mut in_order = ids.clone();
+    in_order.sort();
+    assert_eq!(in_order, ids, "in id order");
 
     // Filters page too.
     let kitchen = p.walk(&format!("{}?q=walk-0", p.products()), 4).await;
     assert_eq!(kitchen.len(), 60);
+}
+
+async fn one_version_admits_one_update_however_many_race_for_it(backend: Backend) {
+    // Below the handlers' own check of If-Match: the UPDATE's version condition alone.
+    let p = std::sync::Arc::new(Platform::start(backend).await);
+    let id = p.product("RACE-2", 100, "EUR").await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let (p, id) = (p.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut input: catalog::product::ProductInput =
+                    serde_json::from_value(mug("RACE-2")).unwrap();
+                input.stock_quantity = i;
+                let fields = catalog::product::ProductFields::parse(input).unwrap();
+                catalog::repo::update(&p.catalog_db, &id, 1, &fields)
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for t in tasks {
+        applied += usize::from(t.await.unwrap());
+    }
+    assert_eq!(applied, 1);
+    assert_eq!(
+        p.get(&format!("{}/{id}", p.products())).await.body["version"],
+        2
+    );
+}
+
+async fn concurrent_posts_with_one_key_create_one_product(backend: Backend) {
+    let p = std::sync::Arc::new(Platform::start(backend).await);
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let a = p
+                    .call(
+                        Method::POST,
+                        &p.products(),
+                        Some(&mug("ONCE-1")),
+                        &[("idempotency-key", "same")],
+                    )
+                    .await;
+                (a.status, a.body["id"].clone())
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers.dedup();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0].0, StatusCode::CREATED);
+    assert_eq!(p.walk(&p.products(), 50).await.len(), 1);
 }
 
 async fn the_same_idempotency_key_creates_once(backend: Backend) {
@@ -558,6 +647,8 @@ async fn a_database_that_goes_away_is_503_and_not_ready() {
 }
 
 on_both_databases!(
+    one_version_admits_one_update_however_many_race_for_it,
+    concurrent_posts_with_one_key_create_one_product,
     a_stalled_body_gets_408_while_others_are_served,
     a_product_is_created_read_patched_and_deleted,
     skus_are_unique,

@@ -128,6 +128,8 @@ async fn bad_customers_are_refused_with_the_field(backend: Backend) {
         .get(&format!("{}?email={}", p.customers_url(), "x".repeat(300)))
         .await;
     assert_eq!(long.code(), "invalid_parameter");
+    let nul = p.get(&format!("{}?email=a%00b", p.customers_url())).await;
+    assert_eq!(nul.code(), "invalid_parameter");
 }
 
 on_both_databases!(

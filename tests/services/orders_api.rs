@@ -41,13 +41,19 @@ async fn an_order_is_priced_from_the_catalog_and_moves_through_its_statuses(back
 
     // A later price change does not touch the order.
     let mug_url = format!("{}/{mug}", p.products());
-    p.call(
-        Method::PATCH,
-        &mug_url,
-        Some(&json!({"price": {"amount": 9999, "currency": "EUR"}})),
-        &[],
-    )
-    .await;
+    let repriced = p
+        .call(
+            Method::PATCH,
+            &mug_url,
+            Some(&json!({"price": {"amount": 9999}})),
+            &[],
+        )
+        .await;
+    assert_eq!(repriced.status, StatusCode::OK, "{}", repriced.body);
+    assert_eq!(
+        repriced.body["price"],
+        json!({"amount": 9999, "currency": "EUR"})
+    );
     let url = format!("{}/{id}", p.orders_url());
     assert_eq!(p.get(&url).await.body, created.body);
 
@@ -140,6 +146,8 @@ async fn an_order_is_priced_from_the_catalog_and_moves_through_its_statuses(back
     assert_eq!(cancelled.len(), 1);
     let bad = p.get(&format!("{}?status=LOST", p.orders_url())).await;
     assert_eq!(bad.code(), "invalid_parameter");
+    let nul = p.get(&format!("{}?customer_id=%00", p.orders_url())).await;
+    assert_eq!(nul.code(), "invalid_parameter");
 }
 
 async fn orders_for_unknown_customers_or_products_or_in_two_currencies_are_refused(

@@ -139,6 +139,8 @@ pub struct Platform {
     pub orders: Service,
     pub log: EmbeddedLog,
     pub http: reqwest::Client,
+    /// The catalog's database, for tests that write beside the API.
+    pub catalog_db: Db,
     /// Kept for the SQLite files' directory.
     _dbs: Databases,
 }
@@ -153,6 +155,7 @@ impl Platform {
     pub async fn start_with_catalog(backend: Backend, catalog_url: Option<String>) -> Platform {
         let dbs = Databases::new(backend);
         let catalog_db = dbs.open(catalog::SCHEMA, &catalog::MIGRATIONS).await;
+        let catalog_repo = catalog_db.clone();
         let customers_db = dbs.open(customers::SCHEMA, &customers::MIGRATIONS).await;
         let orders_db = dbs.open(orders::SCHEMA, &orders::MIGRATIONS).await;
         let log = open_log(dbs.dir.path());
@@ -209,6 +212,7 @@ impl Platform {
             orders,
             log,
             http: reqwest::Client::new(),
+            catalog_db: catalog_repo,
             _dbs: dbs,
         }
     }

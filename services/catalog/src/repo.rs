@@ -193,13 +193,15 @@ pub async fn update(
     }
 }
 
-/// Deletes the product (at `version`, when given).
+/// Deletes the product (only at `version`, when given).
 pub async fn delete(db: &Db, id: &str, version: Option<i64>) -> Result<(), RepoError> {
-    let done = sqlx::query("DELETE FROM products WHERE id = $1 AND ($2 < 0 OR version = $2)")
-        .bind(id)
-        .bind(version.unwrap_or(-1))
-        .execute(db.pool())
-        .await?;
+    let query = match version {
+        None => sqlx::query("DELETE FROM products WHERE id = $1").bind(id),
+        Some(version) => sqlx::query("DELETE FROM products WHERE id = $1 AND version = $2")
+            .bind(id)
+            .bind(version),
+    };
+    let done = query.execute(db.pool()).await?;
     if done.rows_affected() == 1 {
         return Ok(());
     }

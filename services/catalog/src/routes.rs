@@ -13,7 +13,7 @@ use service_common::docs::{ErrorBody, ErrorDetail};
 use service_common::http_metrics::{HttpMetrics, track};
 use service_common::rest::{
     FieldError, IdempotencyKey, IfMatch, Invalid, JsonBody, Page, PageRequest, from_value,
-    merge_patch, not_found, precondition_failed, query, tagged,
+    merge_patch, not_found, precondition_failed, query, tagged, text_parameter,
 };
 use service_db::Db;
 use service_db::idempotency::{Begun, Outcome, Stored, begin, fingerprint};
@@ -153,17 +153,9 @@ async fn list(
 ) -> Result<Json<Page<Product>>, ApiError> {
     let params: ListQuery = query(raw.as_deref())?;
     let page = PageRequest::parse(params.limit.as_deref(), params.cursor.as_deref())?;
-    for (name, value) in [("category", &params.category), ("q", &params.q)] {
-        if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
-            return Err(service_common::rest::bad_parameter(
-                name,
-                "is longer than 200 characters",
-            ));
-        }
-    }
     let filter = Filter {
-        category: params.category,
-        q: params.q,
+        category: text_parameter("category", params.category, 200)?,
+        q: text_parameter("q", params.q, 200)?,
     };
     let rows = repo::list(&db, &filter, &page).await?;
     Ok(Json(page.page(rows, |p| &p.id)))
@@ -206,7 +198,7 @@ async fn patch(
         let fields = parse_input(merged)?;
         match repo::update(&db, &id, current.version, &fields).await {
             Ok(product) => return Ok(tagged(product.version, &product)),
-            Err(RepoError::Stale { .. }) if if_match.version().is_none() => continue,
+            Err(RepoError::Stale { .. }) if !if_match.names_versions() => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -239,10 +231,13 @@ async fn delete(
     Path(id): Path<String>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    if !service_db::is_id(&id) {
-        return Err(not_found("product", &id));
+    let current = find(&db, &id).await?;
+    if !if_match.matches(current.version) {
+        return Err(precondition_failed(current.version));
     }
-    repo::delete(&db, &id, if_match.version()).await?;
+    // Under If-Match, only the version it named (which may have changed since the read).
+    let version = if_match.names_versions().then_some(current.version);
+    repo::delete(&db, &id, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -295,55 +290,55 @@ async fn batch(
         invalid.push("items", "too_long", format!("at most {MAX_BATCH} items"));
         return Err(invalid.into());
     }
-    let items: Vec<Result<ProductFields, Box<ItemResult>>> = input
-        .items
-        .into_iter()
-        .enumerate()
-        .map(|(index, item)| check_item(index, item))
-        .collect();
+    let mut results: Vec<Option<ItemResult>> = vec![None; input.items.len()];
+    let mut valid: Vec<(usize, ProductFields)> = Vec::with_capacity(results.len());
+    for (index, item) in input.items.into_iter().enumerate() {
+        match check_item(index, item) {
+            Ok(fields) => valid.push((index, fields)),
+            Err(rejected) => results[index] = Some(*rejected),
+        }
+    }
+    // In SKU order, so that two batches holding the same SKUs lock them in the same order
+    // (PostgreSQL would abort one of two batches that lock them crosswise). The sort is
+    // stable: a SKU repeated in a batch is applied in the batch's order.
+    valid.sort_by(|a, b| a.1.get().sku.cmp(&b.1.get().sku));
     let mut once = match begin(&db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
         Begun::New(once) => once,
         Begun::Done(outcome) => return batch_answer(outcome),
     };
-    {
-        let mut result = BatchResult {
-            created: 0,
-            updated: 0,
-            unchanged: 0,
-            rejected: 0,
-            results: Vec::with_capacity(items.len()),
-        };
-        for (index, item) in items.into_iter().enumerate() {
-            let item = match item {
-                Ok(fields) => {
-                    let (status, product) = repo::upsert(once.tx(), &fields).await?;
-                    ItemResult {
-                        index,
-                        sku: Some(product.sku),
-                        status,
-                        id: Some(product.id),
-                        code: None,
-                        message: None,
-                        fields: Vec::new(),
-                    }
-                }
-                Err(rejected) => *rejected,
-            };
-            match item.status {
-                ItemStatus::Created => result.created += 1,
-                ItemStatus::Updated => result.updated += 1,
-                ItemStatus::Unchanged => result.unchanged += 1,
-                ItemStatus::Rejected => result.rejected += 1,
-            }
-            result.results.push(item);
-        }
-        let answer = Stored {
-            status: 200,
-            resource_id: String::new(),
-            body: serde_json::to_string(&result).unwrap_or_default(),
-        };
-        batch_answer(once.finish(answer).await?)
+    for (index, fields) in valid {
+        let (status, product) = repo::upsert(once.tx(), &fields).await?;
+        results[index] = Some(ItemResult {
+            index,
+            sku: Some(product.sku),
+            status,
+            id: Some(product.id),
+            code: None,
+            message: None,
+            fields: Vec::new(),
+        });
     }
+    let mut result = BatchResult {
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+        rejected: 0,
+        results: results.into_iter().flatten().collect(),
+    };
+    for item in &result.results {
+        match item.status {
+            ItemStatus::Created => result.created += 1,
+            ItemStatus::Updated => result.updated += 1,
+            ItemStatus::Unchanged => result.unchanged += 1,
+            ItemStatus::Rejected => result.rejected += 1,
+        }
+    }
+    let answer = Stored {
+        status: 200,
+        resource_id: String::new(),
+        body: serde_json::to_string(&result).unwrap_or_default(),
+    };
+    batch_answer(once.finish(answer).await?)
 }
 
 /// One item of a batch, checked on its own: a problem rejects the item, not the batch.

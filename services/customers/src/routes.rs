@@ -12,8 +12,8 @@ use service_common::ApiError;
 use service_common::docs::{ErrorBody, ErrorDetail};
 use service_common::http_metrics::{HttpMetrics, track};
 use service_common::rest::{
-    FieldError, IdempotencyKey, IfMatch, JsonBody, Page, PageRequest, bad_parameter, from_value,
-    merge_patch, not_found, precondition_failed, query, tagged,
+    FieldError, IdempotencyKey, IfMatch, JsonBody, Page, PageRequest, from_value, merge_patch,
+    not_found, precondition_failed, query, tagged, text_parameter,
 };
 use service_db::Db;
 use service_db::idempotency::{Begun, Stored, begin, fingerprint};
@@ -146,14 +146,8 @@ async fn list(
 ) -> Result<Json<Page<Customer>>, ApiError> {
     let params: ListQuery = query(raw.as_deref())?;
     let page = PageRequest::parse(params.limit.as_deref(), params.cursor.as_deref())?;
-    if params
-        .email
-        .as_ref()
-        .is_some_and(|e| e.chars().count() > 254)
-    {
-        return Err(bad_parameter("email", "is longer than 254 characters"));
-    }
-    let rows = repo::list(&db, params.email.as_deref(), &page).await?;
+    let email = text_parameter("email", params.email, 254)?;
+    let rows = repo::list(&db, email.as_deref(), &page).await?;
     Ok(Json(page.page(rows, |c| &c.id)))
 }
 
@@ -194,7 +188,7 @@ async fn patch(
         let fields = parse_input(merged)?;
         match repo::update(&db, &id, current.version, &fields).await {
             Ok(customer) => return Ok(tagged(customer.version, &customer)),
-            Err(RepoError::Stale { .. }) if if_match.version().is_none() => continue,
+            Err(RepoError::Stale { .. }) if !if_match.names_versions() => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -227,10 +221,13 @@ async fn delete(
     Path(id): Path<String>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    if !service_db::is_id(&id) {
-        return Err(not_found("customer", &id));
+    let current = find(&db, &id).await?;
+    if !if_match.matches(current.version) {
+        return Err(precondition_failed(current.version));
     }
-    repo::delete(&db, &id, if_match.version()).await?;
+    // Under If-Match, only the version it named (which may have changed since the read).
+    let version = if_match.names_versions().then_some(current.version);
+    repo::delete(&db, &id, version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -47,22 +47,31 @@ impl From<sqlx::Error> for DbError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => DbError::Unavailable(e.to_string()),
-            // SQLite's "database is locked" after the busy timeout; PostgreSQL's shutdown,
-            // connection and serialization classes (57P, 08, 40).
-            sqlx::Error::Database(db)
-                if db.code().is_some_and(|c| {
-                    c == "5"
-                        || c == "6"
-                        || c.starts_with("57P")
-                        || c.starts_with("08")
-                        || c.starts_with("40")
-                }) =>
-            {
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_outage(&c)) => {
                 DbError::Unavailable(e.to_string())
             }
             _ => DbError::Other(e.to_string()),
         }
     }
+}
+
+/// Whether a database error code says the database cannot serve now (worth a 503 and a retry)
+/// rather than that the statement is wrong.
+fn is_outage(code: &str) -> bool {
+    if code.len() < 5 {
+        // SQLite: an extended result code, whose low byte is the primary one: BUSY (5),
+        // LOCKED (6), IOERR (10), FULL (13), CANTOPEN (14).
+        return code
+            .parse::<i32>()
+            .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14));
+    }
+    // PostgreSQL SQLSTATE classes: 08 connection, 40 serialization and deadlock, 53
+    // insufficient resources, 57 operator intervention (shutdown, statement timeout), and a
+    // read-only transaction (a primary demoted by a failover).
+    ["08", "40", "53", "57"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == "25006"
 }
 
 impl From<sqlx::migrate::MigrateError> for DbError {
@@ -104,6 +113,26 @@ impl From<DbError> for service_common::ApiError {
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn outages_are_told_from_wrong_statements() {
+        for code in [
+            "5", "261", "517", "773", "6", "262", "10", "3338", "13", "14",
+        ] {
+            assert!(super::is_outage(code), "SQLite {code}");
+        }
+        for code in [
+            "08006", "40001", "40P01", "53300", "57014", "57P01", "25006",
+        ] {
+            assert!(super::is_outage(code), "PostgreSQL {code}");
+        }
+        for code in ["19", "2067", "1", "23505", "22021", "42P01", "25001"] {
+            assert!(!super::is_outage(code), "{code}");
+        }
+    }
+}
+
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -122,6 +151,9 @@ pub struct DbConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before the database counts as unavailable.
     pub acquire_timeout: Duration,
+    /// How long one statement (or a wait for a lock) may take on PostgreSQL; SQLite waits
+    /// for its write lock up to 5 s.
+    pub statement_timeout: Duration,
 }
 
 impl DbConfig {
@@ -131,6 +163,7 @@ impl DbConfig {
             schema,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -171,6 +204,7 @@ impl Db {
                 "?mode=rwc"
             });
         }
+        let ms = config.statement_timeout.as_millis();
         let options = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
@@ -178,8 +212,17 @@ impl Db {
                 Box::pin(async move {
                     match backend {
                         Backend::Postgres => {
-                            conn.execute(format!("SET search_path TO {schema}").as_str())
-                                .await?;
+                            // A statement or lock that takes this long fails (503) rather
+                            // than holding the request; an abandoned transaction is ended.
+                            conn.execute(
+                                format!(
+                                    "SET search_path TO {schema}; SET statement_timeout = '{ms}ms'; \
+                                     SET lock_timeout = '{ms}ms'; \
+                                     SET idle_in_transaction_session_timeout = '60s'"
+                                )
+                                .as_str(),
+                            )
+                            .await?;
                         }
                         Backend::Sqlite => {
                             // WAL lets readers run beside the one writer; FULL syncs every

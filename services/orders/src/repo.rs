@@ -191,23 +191,30 @@ pub async fn set_status(
     from: Status,
     to: Status,
 ) -> Result<Order, RepoError> {
-    let done = sqlx::query(
+    let row = sqlx::query(&format!(
         "UPDATE orders SET status = $4, updated_at = $5, version = version + 1 \
-         WHERE id = $1 AND version = $2 AND status = $3",
-    )
+         WHERE id = $1 AND version = $2 AND status = $3 RETURNING {COLUMNS}"
+    ))
     .bind(id)
     .bind(version)
     .bind(from.as_str())
     .bind(to.as_str())
     .bind(now_us())
-    .execute(db.pool())
+    .fetch_optional(db.pool())
     .await?;
-    let current = get(db, id).await?.ok_or(RepoError::NotFound)?;
-    if done.rows_affected() == 1 {
-        Ok(current)
-    } else {
-        Err(RepoError::Stale {
-            current: current.version,
-        })
+    match row {
+        // The change this request made, whatever happens next.
+        Some(row) => {
+            let mut orders = [order(&row)?];
+            attach_lines(db, &mut orders).await?;
+            let [order] = orders;
+            Ok(order)
+        }
+        None => Err(match get(db, id).await? {
+            Some(current) => RepoError::Stale {
+                current: current.version,
+            },
+            None => RepoError::NotFound,
+        }),
     }
 }

@@ -15,7 +15,7 @@ use service_common::http_metrics::{HttpMetrics, track};
 use service_common::rest::money::Money;
 use service_common::rest::{
     FieldError, IdempotencyKey, IfMatch, JsonBody, Page, PageRequest, bad_parameter, from_value,
-    not_found, precondition_failed, query, tagged,
+    not_found, precondition_failed, query, tagged, text_parameter,
 };
 use service_db::Db;
 use service_db::idempotency::{Begun, Stored, begin, fingerprint, lookup};
@@ -262,11 +262,8 @@ async fn list(
             })
         })
         .transpose()?;
-    if params.customer_id.as_ref().is_some_and(|c| c.len() > 128) {
-        return Err(bad_parameter("customer_id", "is longer than 128 bytes"));
-    }
     let filter = Filter {
-        customer_id: params.customer_id,
+        customer_id: text_parameter("customer_id", params.customer_id, 128)?,
         status,
     };
     let rows = repo::list(&orders.db, &filter, &page).await?;
@@ -274,7 +271,7 @@ async fn list(
 }
 
 /// Moves the order to `to`, under `if_match`.
-async fn transition(db: &Db, id: &str, if_match: IfMatch, to: Status) -> Result<Order, ApiError> {
+async fn transition(db: &Db, id: &str, if_match: &IfMatch, to: Status) -> Result<Order, ApiError> {
     for _ in 0..5 {
         let current = find(db, id).await?;
         if !if_match.matches(current.version) {
@@ -293,7 +290,7 @@ async fn transition(db: &Db, id: &str, if_match: IfMatch, to: Status) -> Result<
         }
         match repo::set_status(db, id, current.version, current.status, to).await {
             Ok(order) => return Ok(order),
-            Err(RepoError::Stale { .. }) if if_match.version().is_none() => continue,
+            Err(RepoError::Stale { .. }) if !if_match.names_versions() => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -330,7 +327,7 @@ async fn change_status(
     if_match: IfMatch,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> Result<Response, ApiError> {
-    let order = transition(&orders.db, &id, if_match, change.status).await?;
+    let order = transition(&orders.db, &id, &if_match, change.status).await?;
     Ok(tagged(order.version, &order))
 }
 
@@ -362,7 +359,7 @@ async fn patch(
     JsonBody(patch): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let change: StatusChange = from_value(patch)?;
-    let order = transition(&orders.db, &id, if_match, change.status).await?;
+    let order = transition(&orders.db, &id, &if_match, change.status).await?;
     Ok(tagged(order.version, &order))
 }
 
@@ -393,7 +390,7 @@ async fn cancel(
     if current.status == Status::Cancelled && if_match.matches(current.version) {
         return Ok(StatusCode::NO_CONTENT);
     }
-    transition(&orders.db, &id, if_match, Status::Cancelled).await?;
+    transition(&orders.db, &id, &if_match, Status::Cancelled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

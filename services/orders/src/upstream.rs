@@ -5,8 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use service_common::rest::money::Money;
+
+/// Product lookups one order runs at once.
+const LOOKUPS_AT_ONCE: usize = 8;
 
 /// Where the other services are.
 #[derive(Debug, Clone)]
@@ -98,33 +101,42 @@ impl Upstreams {
         Ok(self.get("customers", url).await?.is_some())
     }
 
+    /// The product's current price; `None` when the catalog does not know it.
+    async fn price(self, id: String) -> Result<(String, Option<Money>), UpstreamError> {
+        if !service_db::is_id(&id) {
+            return Ok((id, None));
+        }
+        let url = format!("{}/api/v1/products/{id}", self.config.catalog_url);
+        let Some(product) = self.get("catalog", url).await? else {
+            return Ok((id, None));
+        };
+        let price = product
+            .get("price")
+            .cloned()
+            .and_then(|p| serde_json::from_value::<Money>(p).ok())
+            .ok_or_else(|| UpstreamError::Unavailable {
+                service: "catalog",
+                reason: format!("product {id} has no readable price"),
+            })?;
+        Ok((id, Some(price)))
+    }
+
     /// The current price of every product, or the ids the catalog does not know.
     pub async fn prices(
         &self,
         ids: &[&str],
     ) -> Result<Result<HashMap<String, Money>, Vec<String>>, UpstreamError> {
-        let lookups = ids.iter().map(|id| async move {
-            if !service_db::is_id(id) {
-                return Ok((id.to_string(), None));
-            }
-            let url = format!("{}/api/v1/products/{id}", self.config.catalog_url);
-            let product = self.get("catalog", url).await?;
-            let price = match product {
-                None => None,
-                Some(product) => Some(
-                    product
-                        .get("price")
-                        .cloned()
-                        .and_then(|p| serde_json::from_value::<Money>(p).ok())
-                        .ok_or_else(|| UpstreamError::Unavailable {
-                            service: "catalog",
-                            reason: format!("product {id} has no readable price"),
-                        })?,
-                ),
-            };
-            Ok::<_, UpstreamError>((id.to_string(), price))
-        });
-        let found = try_join_all(lookups).await?;
+        // Owned futures: borrowed ones trip the compiler's proof that the handler is Send.
+        let lookups: Vec<_> = ids
+            .iter()
+            .map(|id| self.clone().price((*id).to_owned()))
+            .collect();
+        // A few at a time: an order of a hundred products must not take a hundred of the
+        // catalog's connections (or, in `ecom up`, of its own server's).
+        let found: Vec<(String, Option<Money>)> = stream::iter(lookups)
+            .buffer_unordered(LOOKUPS_AT_ONCE)
+            .try_collect()
+            .await?;
         let unknown: Vec<String> = found
             .iter()
             .filter(|(_, price)| price.is_none())

@@ -95,33 +95,31 @@ pub fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes are a valid header")
 }
 
-/// The `If-Match` precondition of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The `If-Match` precondition of a request (RFC 9110 §13.1.1: strong comparison, so a weak
+/// tag never matches).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
     /// No `If-Match`: the change applies to whatever version is current.
     Absent,
     /// `If-Match: *`: any current version.
     Any,
-    /// The version the client last saw. A tag that is no version of ours never matches
-    /// (`Version(-1)`), so it gets 412 like a stale one.
-    Version(i64),
+    /// The versions the client names; a tag that is weak or no version of ours names none,
+    /// so it never matches (412).
+    Versions(Vec<i64>),
 }
 
 impl IfMatch {
     /// Whether a resource at `version` satisfies the precondition.
-    pub fn matches(self, version: i64) -> bool {
+    pub fn matches(&self, version: i64) -> bool {
         match self {
             IfMatch::Absent | IfMatch::Any => true,
-            IfMatch::Version(v) => v == version,
+            IfMatch::Versions(versions) => versions.contains(&version),
         }
     }
 
-    /// The version an update must find, if the client named one.
-    pub fn version(self) -> Option<i64> {
-        match self {
-            IfMatch::Version(v) => Some(v),
-            IfMatch::Absent | IfMatch::Any => None,
-        }
+    /// Whether the client named versions: then a concurrent change is a 412, not retried.
+    pub fn names_versions(&self) -> bool {
+        matches!(self, IfMatch::Versions(_))
     }
 
     fn parse(value: &str) -> IfMatch {
@@ -129,12 +127,19 @@ impl IfMatch {
         if value == "*" {
             return IfMatch::Any;
         }
-        // A list of tags: ours are single versions, so the first that parses is the one.
-        let version = value
+        let versions = value
             .split(',')
-            .map(|tag| tag.trim().trim_start_matches("W/").trim_matches('"'))
-            .find_map(|tag| tag.parse::<i64>().ok().filter(|v| *v >= 1));
-        IfMatch::Version(version.unwrap_or(-1))
+            .map(str::trim)
+            .filter(|tag| !tag.starts_with("W/"))
+            .filter_map(|tag| {
+                tag.strip_prefix('"')?
+                    .strip_suffix('"')?
+                    .parse::<i64>()
+                    .ok()
+            })
+            .filter(|v| *v >= 1)
+            .collect();
+        IfMatch::Versions(versions)
     }
 }
 
@@ -144,6 +149,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         Ok(match parts.headers.get(header::IF_MATCH) {
             None => IfMatch::Absent,
+            // Not visible ASCII: no tag of ours.
             Some(value) => IfMatch::parse(value.to_str().unwrap_or("")),
         })
     }
@@ -257,6 +263,25 @@ pub fn tagged<T: serde::Serialize>(version: i64, resource: &T) -> axum::response
     ([(header::ETAG, etag(version))], axum::Json(resource)).into_response()
 }
 
+/// A text query parameter: at most `max` characters, no control characters (PostgreSQL
+/// cannot even compare a NUL); else 400 `invalid_parameter` naming it.
+pub fn text_parameter(
+    name: &str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(bad_parameter(
+            name,
+            &format!("is longer than {max} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => {
+            Err(bad_parameter(name, "must not contain control characters"))
+        }
+        v => Ok(v),
+    }
+}
+
 /// 400 `invalid_parameter` naming the query parameter.
 pub fn bad_parameter(name: &str, problem: &str) -> ApiError {
     ApiError::new(
@@ -333,13 +358,23 @@ mod tests {
     }
 
     #[test]
-    fn if_match_reads_strong_weak_listed_and_foreign_tags() {
-        assert_eq!(IfMatch::parse("\"3\""), IfMatch::Version(3));
-        assert_eq!(IfMatch::parse("W/\"3\""), IfMatch::Version(3));
-        assert_eq!(IfMatch::parse("\"x\", \"7\""), IfMatch::Version(7));
+    fn if_match_compares_strong_tags_only_and_reads_lists() {
+        assert!(IfMatch::parse("\"3\"").matches(3));
+        assert!(!IfMatch::parse("\"3\"").matches(4));
+        assert!(
+            !IfMatch::parse("W/\"3\"").matches(3),
+            "weak tags never match"
+        );
+        let listed = IfMatch::parse("\"x\", \"1\", \"2\"");
+        assert!(listed.matches(1) && listed.matches(2) && !listed.matches(3));
         assert_eq!(IfMatch::parse("*"), IfMatch::Any);
-        assert_eq!(IfMatch::parse("\"abc\""), IfMatch::Version(-1));
-        assert!(!IfMatch::Version(-1).matches(1));
+        for foreign in ["\"abc\"", "\"0\"", "\"-1\"", "3", ""] {
+            assert_eq!(
+                IfMatch::parse(foreign),
+                IfMatch::Versions(Vec::new()),
+                "{foreign:?}"
+            );
+        }
         assert!(IfMatch::Absent.matches(9));
     }
 }

@@ -11,14 +11,7 @@ use stream_engine::core::time::parse_rfc3339_ms;
 
 use crate::MAX_LIMIT;
 
-/// A 400 `invalid_parameter` naming the parameter.
-pub fn bad_parameter(name: &str, problem: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-        format!("`{name}` {problem}"),
-    )
-}
+pub use service_common::rest::bad_parameter;
 
 /// The longest `product_id`, as the engine's decoder accepts.
 const MAX_ID_BYTES: usize = 128;

@@ -509,6 +509,16 @@ async fn the_same_idempotency_key_creates_once(backend: Backend) {
         (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
     );
     assert_eq!(p.walk(&p.products(), 50).await.len(), 1);
+
+    // Forgotten once purged (the services purge keys older than a day, hourly).
+    let purged = service_db::idempotency::purge(&p.catalog_db, 0)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    let fresh = p
+        .call(Method::POST, &p.products(), Some(&mug("IDEM-2")), &key)
+        .await;
+    assert_eq!(fresh.status, StatusCode::CREATED, "{}", fresh.body);
 }
 
 async fn the_batch_upserts_by_sku_and_reports_every_item(backend: Backend) {
@@ -590,6 +600,47 @@ async fn a_stalled_body_gets_408_while_others_are_served(backend: Backend) {
         1,
         "nothing half-written"
     );
+}
+
+/// A row held by another transaction longer than the lock timeout: 503, not a wait without
+/// end and not a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lock_held_past_the_lock_timeout_is_503() {
+    let p = Platform::start(Backend::Postgres).await;
+    let id = p.product("LOCKED-1", 100, "EUR").await;
+    let mut holder = p.catalog_db.begin_write().await.unwrap();
+    sqlx::query("SELECT id FROM products WHERE id = $1 FOR UPDATE")
+        .bind(&id)
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    let url = format!("{}/{id}", p.products());
+    let started = std::time::Instant::now();
+    let a = p
+        .call(
+            Method::PATCH,
+            &url,
+            Some(&json!({"stock_quantity": 1})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+        "{}",
+        a.body
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    holder.rollback().await.unwrap();
+    let a = p
+        .call(
+            Method::PATCH,
+            &url,
+            Some(&json!({"stock_quantity": 1})),
+            &[],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
 /// PostgreSQL gone: requests are 503 `database_unavailable` (never 500) and `/readyz` says

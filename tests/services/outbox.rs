@@ -118,4 +118,76 @@ async fn a_crash_between_append_and_mark_sends_again_and_loses_nothing(backend: 
     assert_eq!(before.pass().await.unwrap(), 0);
 }
 
+/// Two relays (two orders replicas) on one PostgreSQL outbox: every event once, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn relays_of_two_replicas_share_the_outbox_without_sending_twice() {
+    let dbs = Databases::new(Backend::Postgres);
+    let db = dbs.open(orders::SCHEMA, &orders::MIGRATIONS).await;
+    let log = open_log(dbs.dir.path());
+    let event_ids = stage(&db, 200).await;
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            let relay = Relay::new(db.clone(), log.clone(), RelayMetrics::default());
+            tokio::spawn(async move {
+                let mut sent = 0;
+                loop {
+                    match relay.pass().await.unwrap() {
+                        0 if relay.backlog().await.unwrap() == 0 => return sent,
+                        n => sent += n,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for relay in relays {
+        total += relay.await.unwrap();
+    }
+    assert_eq!(total, event_ids.len());
+    let records = log_records(&log);
+    assert_eq!(records.len(), event_ids.len(), "none twice");
+    for id in &event_ids {
+        assert_eq!(
+            records
+                .iter()
+                .filter(|(_, v)| v["event_id"] == id.as_str())
+                .count(),
+            1,
+            "{id}"
+        );
+    }
+}
+
+/// `orders` one-line orders staged in the outbox: their event ids.
+async fn stage(db: &service_db::Db, orders: usize) -> Vec<String> {
+    let eur = Currency::parse("EUR").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..orders {
+        let lines = vec![Line {
+            product_id: format!("p{i}"),
+            quantity: 1,
+            unit_price: Money {
+                amount: 100,
+                currency: eur,
+            },
+        }];
+        let mut tx = db.begin_write().await.unwrap();
+        let order = orders::repo::insert(
+            &mut tx,
+            &format!("c{i}"),
+            lines,
+            Money {
+                amount: 100,
+                currency: eur,
+            },
+            TOPIC,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(format!("{}:0", order.id));
+    }
+    ids
+}
+
 on_both_databases!(a_crash_between_append_and_mark_sends_again_and_loses_nothing);

@@ -30,6 +30,8 @@ enum Command {
     StreamEngine(commands::stream_engine::Args),
     /// The analytics API over DynamoDB, its live stream from the results topic.
     Analytics(commands::analytics::Args),
+    /// Identity on PostgreSQL: accounts, machine clients, tokens and their keys.
+    Auth(commands::crud::AuthArgs),
     /// The product catalog on PostgreSQL.
     Catalog(commands::crud::CatalogArgs),
     /// Customers on PostgreSQL.
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::StreamEngine(args) => commands::stream_engine::run(args),
         Command::Analytics(args) => commands::analytics::run(args),
+        Command::Auth(args) => commands::crud::auth(args),
         Command::Catalog(args) => commands::crud::catalog(args),
         Command::Customers(args) => commands::crud::customers(args),
         Command::Orders(args) => commands::crud::orders(args),

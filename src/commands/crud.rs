@@ -1,5 +1,5 @@
-//! `ecom catalog`, `ecom customers`, `ecom orders` and `ecom migrate`: the CRUD services on
-//! PostgreSQL, each in its own schema of one database.
+//! `ecom auth`, `ecom catalog`, `ecom customers`, `ecom orders` and `ecom migrate`: the
+//! services on PostgreSQL, each in its own schema of one database.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -220,9 +220,80 @@ pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
     })
 }
 
+#[derive(clap::Args)]
+pub struct AuthArgs {
+    /// Listen address.
+    #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8081")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    db: Database,
+    #[command(flatten)]
+    body: Body,
+    /// The tokens' issuer (`iss`): the platform's public address.
+    #[arg(
+        long,
+        env = "ECOM_TOKEN_ISSUER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    issuer: String,
+    /// The tokens' audience (`aud`).
+    #[arg(long, env = "ECOM_TOKEN_AUDIENCE", default_value = "ecom")]
+    audience: String,
+    /// How long a token is valid.
+    #[arg(long, env = "ECOM_TOKEN_TTL", default_value = "15m", value_parser = parse_duration)]
+    token_ttl: Duration,
+    /// The customers service's base URL (registration creates the customer record).
+    #[arg(long, env = "CUSTOMERS_URL", default_value = "http://127.0.0.1:8083")]
+    customers_url: String,
+    /// Sets the administrator's password (user `admin`) at start.
+    #[arg(long, env = "ECOM_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Sets the secret of the machine client `importer` (scope `catalog:write`) at start.
+    #[arg(long, env = "ECOM_IMPORTER_SECRET", hide_env_values = true)]
+    importer_secret: Option<String>,
+    /// Makes a new signing key at start (the previous ones keep verifying their tokens).
+    #[arg(long)]
+    rotate_key: bool,
+}
+
+pub fn auth(args: AuthArgs) -> anyhow::Result<()> {
+    service_common::init_tracing();
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let db = args.db.open(auth::SCHEMA, &auth::MIGRATIONS).await?;
+        if let Some(password) = &args.admin_password {
+            auth::ensure_admin(&db, password).await?;
+        }
+        if let Some(secret) = &args.importer_secret {
+            auth::ensure_client(&db, "importer", secret, "catalog:write").await?;
+        }
+        if args.rotate_key {
+            let keys = auth::Keys::open(db.clone(), args.token_ttl).await?;
+            let kid = keys.rotate().await?;
+            tracing::info!(%kid, "new signing key");
+        }
+        let config = auth::Config {
+            addr: args.addr,
+            body: args.body.limits(),
+            tokens: auth::TokenConfig {
+                issuer: args.issuer,
+                audience: args.audience,
+                ttl: args.token_ttl,
+            },
+            customers_url: args.customers_url,
+        };
+        let (addr, server) = auth::build(config, db, service_common::shutdown_signal())
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        tracing::info!(%addr, "auth listening");
+        server.await?;
+        Ok(())
+    })
+}
+
 /// The services whose schemas `ecom migrate` applies.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {
+    Auth,
     Catalog,
     Customers,
     Orders,
@@ -241,7 +312,8 @@ pub struct MigrateArgs {
 /// Applies the migrations of one service's schema, or of all, and exits.
 pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     service_common::init_tracing();
-    let all: [(Service, &'static str, &Migrations); 3] = [
+    let all: [(Service, &'static str, &Migrations); 4] = [
+        (Service::Auth, auth::SCHEMA, &auth::MIGRATIONS),
         (Service::Catalog, catalog::SCHEMA, &catalog::MIGRATIONS),
         (
             Service::Customers,

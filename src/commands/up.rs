@@ -180,6 +180,21 @@ async fn up(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let base = format!("http://{}", listener.local_addr()?);
     let crud = Crud::open(&args.data_dir).await?;
+    let credentials = bootstrap_identity(&crud.auth, &args.data_dir).await?;
+    let tokens = auth::TokenConfig {
+        issuer: base.clone(),
+        audience: "ecom".to_owned(),
+        ttl: Duration::from_secs(15 * 60),
+    };
+    let keys = auth::Keys::open(crud.auth.clone(), tokens.ttl).await?;
+    let (auth_routes, auth_ready) = auth::part(
+        crud.auth.clone(),
+        keys,
+        tokens,
+        base.clone(),
+        &mut registry,
+        http.clone(),
+    );
     let (catalog_routes, catalog_ready) = catalog::part(crud.catalog.clone(), http.clone());
     let (customers_routes, customers_ready) = customers::part(crud.customers.clone(), http.clone());
     let upstreams = orders::Upstreams::new(orders::UpstreamConfig {
@@ -202,6 +217,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
 
     let router = ingest_routes
         .merge(analytics_routes)
+        .merge(auth_routes)
         .merge(catalog_routes)
         .merge(customers_routes)
         .merge(orders_routes)
@@ -210,6 +226,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         ("ingest", ingest_ready),
         ("stream-engine", engine.ready_check()),
         ("analytics", analytics_ready),
+        ("auth", auth_ready),
         ("catalog", catalog_ready),
         ("customers", customers_ready),
         ("orders", orders_ready),
@@ -233,6 +250,11 @@ async fn up(args: Args) -> anyhow::Result<()> {
     println!("             GET  {base}/api/v1/analytics/products/{{product_id}}/windows");
     println!("             GET  {base}/api/v1/analytics/windows?from=&to=");
     println!("             GET  {base}/api/v1/analytics/stream   (Server-Sent Events)");
+    println!("  identity   POST {base}/api/v1/auth/register, POST {base}/api/v1/auth/token");
+    println!("             keys at {base}/.well-known/jwks.json");
+    for line in &credentials {
+        println!("             {line}");
+    }
     println!("  catalog    {base}/api/v1/products   (POST, GET, PATCH, DELETE; /batch)");
     println!("  customers  {base}/api/v1/customers");
     println!("  orders     {base}/api/v1/orders   (each PURCHASE line feeds the windows)");
@@ -286,6 +308,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
 
 /// The CRUD services' databases: a SQLite file each, migrated.
 struct Crud {
+    auth: service_db::Db,
     catalog: service_db::Db,
     customers: service_db::Db,
     orders: service_db::Db,
@@ -305,6 +328,7 @@ impl Crud {
             anyhow::Ok(db)
         };
         Ok(Crud {
+            auth: open(auth::SCHEMA, &auth::MIGRATIONS).await?,
             catalog: open(catalog::SCHEMA, &catalog::MIGRATIONS).await?,
             customers: open(customers::SCHEMA, &customers::MIGRATIONS).await?,
             orders: open(orders::SCHEMA, &orders::MIGRATIONS).await?,
@@ -312,16 +336,67 @@ impl Crud {
     }
 
     async fn close(&self) {
+        self.auth.close().await;
         self.catalog.close().await;
         self.customers.close().await;
         self.orders.close().await;
     }
 }
 
+/// The administrator `admin` and the machine client `importer` (`catalog:write`): their
+/// password and secret from `ECOM_ADMIN_PASSWORD` and `ECOM_IMPORTER_SECRET`, or else generated
+/// once, kept in the data directory (mode 600) and printed when made. Returns the lines to print.
+async fn bootstrap_identity(db: &service_db::Db, data_dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for (what, variable, file) in [
+        ("admin", "ECOM_ADMIN_PASSWORD", "admin-password"),
+        ("importer", "ECOM_IMPORTER_SECRET", "importer-secret"),
+    ] {
+        let path = data_dir.join(file);
+        let secret = match std::env::var(variable) {
+            Ok(secret) if !secret.is_empty() => secret,
+            _ => match std::fs::read_to_string(&path) {
+                Ok(kept) => kept.trim().to_owned(),
+                Err(_) => {
+                    let made = auth::passwords::generate_secret();
+                    write_private(&path, &made)?;
+                    lines.push(format!(
+                        "{what}: {made}   (generated once, kept in {}; {variable} overrides)",
+                        path.display()
+                    ));
+                    made
+                }
+            },
+        };
+        match what {
+            "admin" => auth::ensure_admin(db, &secret).await?,
+            _ => auth::ensure_client(db, "importer", &secret, "catalog:write").await?,
+        }
+    }
+    Ok(lines)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{text}")?;
+    file.sync_all()?;
+    Ok(())
+}
+
 /// The description of every route `ecom up` serves.
 fn api_description() -> utoipa::openapi::OpenApi {
     let mut doc = analytics_api::openapi();
     doc.merge(ingest::openapi());
+    doc.merge(auth::openapi());
     doc.merge(catalog::openapi());
     doc.merge(customers::openapi());
     doc.merge(orders::openapi());

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod auth_api;
 mod catalog_api;
 mod customers_api;
 mod orders_api;

@@ -12,6 +12,8 @@ use service_db::{Db, DbConfig, Migrations};
 use tokio::sync::oneshot;
 
 pub const TOPIC: &str = "ecom-raw-events";
+pub const ISSUER: &str = "http://ecom.test";
+pub const AUDIENCE: &str = "ecom";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -134,6 +136,8 @@ fn any_port() -> SocketAddr {
 
 /// Catalog, customers and orders, each on its own port, wired as in production.
 pub struct Platform {
+    pub auth: Service,
+    pub auth_db: Db,
     pub catalog: Service,
     pub customers: Service,
     pub orders: Service,
@@ -158,6 +162,7 @@ impl Platform {
         let catalog_repo = catalog_db.clone();
         let customers_db = dbs.open(customers::SCHEMA, &customers::MIGRATIONS).await;
         let orders_db = dbs.open(orders::SCHEMA, &orders::MIGRATIONS).await;
+        let auth_db = dbs.open(auth::SCHEMA, &auth::MIGRATIONS).await;
         let log = open_log(dbs.dir.path());
 
         let (stop, shutdown) = stopper();
@@ -206,7 +211,26 @@ impl Platform {
         let (_, mut orders) = Service::spawn(addr, server);
         orders.stop = Some(stop);
 
+        let (stop, shutdown) = stopper();
+        let config = auth::Config {
+            addr: any_port(),
+            body: body_limits(),
+            tokens: auth::TokenConfig {
+                issuer: ISSUER.to_owned(),
+                audience: AUDIENCE.to_owned(),
+                ttl: Duration::from_secs(600),
+            },
+            customers_url: customers.base.clone(),
+        };
+        let (addr, server) = auth::build(config, auth_db.clone(), shutdown)
+            .await
+            .expect("auth binds");
+        let (_, mut auth) = Service::spawn(addr, server);
+        auth.stop = Some(stop);
+
         Platform {
+            auth,
+            auth_db,
             catalog,
             customers,
             orders,

@@ -10,8 +10,11 @@
 //! - [`http_metrics`]: requests by route and status and their latency, for every router;
 //! - [`retry`]: the one backoff policy of the workspace;
 //! - [`docs`]: the error body's schema and the routes of an API description;
-//! - [`rest`]: bodies, validation errors, versions, idempotency keys and money for resource APIs.
+//! - [`rest`]: bodies, validation errors, versions, idempotency keys and money for resource APIs;
+//! - `auth` (feature `jwt`): the one token verifier (a JWKS URL, an issuer, an audience).
 
+#[cfg(feature = "jwt")]
+pub mod auth;
 pub mod docs;
 pub mod http_metrics;
 pub mod rest;

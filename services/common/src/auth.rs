@@ -1,0 +1,186 @@
+//! The one token verifier: a JWT is accepted when it is signed (EdDSA or RS256) by a key of
+//! the configured JWKS URL, names the configured issuer and audience, and has not expired.
+//! Everything that checks tokens (the gateway, and services for ownership rules) uses it; the
+//! JWKS may be the `auth` service's or an external provider's (Amazon Cognito), nothing else
+//! changes.
+//!
+//! Keys are cached; an unknown `kid` refetches the set (at most once per
+//! [`REFETCH_INTERVAL`]), so a rotated-in key is picked up at its first use and a rotated-out
+//! one stops verifying once it leaves the set.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::{Deserialize, Serialize};
+use tokio::sync::RwLock;
+
+/// The shortest time between two fetches of the key set.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Where the keys are, and what a token must say.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// Such as `http://auth:8081/.well-known/jwks.json`, or a Cognito pool's JWKS.
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+}
+
+/// The claims this platform reads from a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// A person's customer id (or the administrator's user id), or a machine client's id.
+    pub sub: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: String,
+    /// `admin`, `customer`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Space-separated machine scopes, as OAuth2 has them (`catalog:write analytics:read`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+}
+
+impl Claims {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split_whitespace().any(|s| s == scope)
+    }
+}
+
+/// Why a token was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Not signed by a known key, expired, wrong issuer or audience, malformed, `alg: none`...
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// The key set could not be fetched, and the token's key is not cached.
+    #[error("the token's keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+struct Cache {
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    fetched: Option<Instant>,
+}
+
+/// Verifies tokens against a JWKS URL.
+pub struct Verifier {
+    config: VerifierConfig,
+    http: reqwest::Client,
+    cache: RwLock<Cache>,
+}
+
+impl Verifier {
+    pub fn new(config: VerifierConfig) -> Self {
+        Verifier {
+            config,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            cache: RwLock::new(Cache {
+                keys: HashMap::new(),
+                fetched: None,
+            }),
+        }
+    }
+
+    /// The token's claims, if it is valid now.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        // Only asymmetric signatures: `none` never parses, and an HMAC "signed" with a public
+        // key is refused here.
+        if !matches!(header.alg, Algorithm::EdDSA | Algorithm::RS256) {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("the token names no key (kid)".into()))?;
+        let (alg, key) = self.key(&kid).await?;
+        if alg != header.alg {
+            return Err(AuthError::Invalid(
+                "the token's algorithm is not its key's".into(),
+            ));
+        }
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&self.config.issuer]);
+        validation.set_audience(&[&self.config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        decode::<Claims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {
+        if let Some(found) = self.cache.read().await.keys.get(kid) {
+            return Ok(found.clone());
+        }
+        let mut cache = self.cache.write().await;
+        let recent = cache
+            .fetched
+            .is_some_and(|at| at.elapsed() < REFETCH_INTERVAL);
+        if !recent {
+            cache.keys = self.fetch().await?;
+            cache.fetched = Some(Instant::now());
+        }
+        cache
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| AuthError::Invalid(format!("unknown key {kid:?}")))
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, AuthError> {
+        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.to_string());
+        let set: JwkSet = self
+            .http
+            .get(&self.config.jwks_url)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
+            else {
+                continue;
+            };
+            let alg = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                _ => continue,
+            };
+            keys.insert(kid, (alg, key));
+        }
+        Ok(keys)
+    }
+}
+
+/// The bearer token of an `Authorization` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}

@@ -30,6 +30,8 @@ enum Command {
     StreamEngine(commands::stream_engine::Args),
     /// The analytics API over DynamoDB, its live stream from the results topic.
     Analytics(commands::analytics::Args),
+    /// The public entry: routes /api/v1 to the services, checking tokens and roles.
+    Gateway(commands::crud::GatewayArgs),
     /// Identity on PostgreSQL: accounts, machine clients, tokens and their keys.
     Auth(commands::crud::AuthArgs),
     /// The product catalog on PostgreSQL.
@@ -52,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::StreamEngine(args) => commands::stream_engine::run(args),
         Command::Analytics(args) => commands::analytics::run(args),
         Command::Auth(args) => commands::crud::auth(args),
+        Command::Gateway(args) => commands::crud::gateway(args),
         Command::Catalog(args) => commands::crud::catalog(args),
         Command::Customers(args) => commands::crud::customers(args),
         Command::Orders(args) => commands::crud::orders(args),

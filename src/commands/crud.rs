@@ -290,6 +290,77 @@ pub fn auth(args: AuthArgs) -> anyhow::Result<()> {
     })
 }
 
+#[derive(clap::Args)]
+pub struct GatewayArgs {
+    /// Listen address.
+    #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8080")]
+    addr: SocketAddr,
+    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
+    auth_url: String,
+    #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:8082")]
+    catalog_url: String,
+    #[arg(long, env = "CUSTOMERS_URL", default_value = "http://127.0.0.1:8083")]
+    customers_url: String,
+    #[arg(long, env = "ORDERS_URL", default_value = "http://127.0.0.1:8087")]
+    orders_url: String,
+    #[arg(long, env = "INGEST_URL", default_value = "http://127.0.0.1:8084")]
+    ingest_url: String,
+    #[arg(long, env = "ANALYTICS_URL", default_value = "http://127.0.0.1:8085")]
+    analytics_url: String,
+    /// Where the token keys are (default: the auth service's `/.well-known/jwks.json`; an
+    /// external provider's, such as a Cognito user pool's, works the same).
+    #[arg(long, env = "JWKS_URL")]
+    jwks_url: Option<String>,
+    /// The tokens' issuer (`iss`).
+    #[arg(
+        long,
+        env = "ECOM_TOKEN_ISSUER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    issuer: String,
+    /// The tokens' audience (`aud`).
+    #[arg(long, env = "ECOM_TOKEN_AUDIENCE", default_value = "ecom")]
+    audience: String,
+    /// How long a service may take to start answering.
+    #[arg(long, env = "ECOM_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    upstream_timeout: Duration,
+}
+
+pub fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    service_common::init_tracing();
+    let jwks_url = args.jwks_url.unwrap_or_else(|| {
+        format!(
+            "{}/.well-known/jwks.json",
+            args.auth_url.trim_end_matches('/')
+        )
+    });
+    let config = gateway::Config {
+        addr: args.addr,
+        upstreams: gateway::UpstreamUrls {
+            auth: args.auth_url,
+            catalog: args.catalog_url,
+            customers: args.customers_url,
+            orders: args.orders_url,
+            ingest: args.ingest_url,
+            analytics: args.analytics_url,
+        },
+        verifier: service_common::auth::VerifierConfig {
+            jwks_url,
+            issuer: args.issuer,
+            audience: args.audience,
+        },
+        timeout: args.upstream_timeout,
+    };
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let (addr, server) = gateway::build(config, service_common::shutdown_signal())
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        tracing::info!(%addr, "gateway listening");
+        server.await?;
+        Ok(())
+    })
+}
+
 /// The services whose schemas `ecom migrate` applies.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Service {

@@ -7,5 +7,6 @@ mod support;
 mod auth_api;
 mod catalog_api;
 mod customers_api;
+mod gateway_api;
 mod orders_api;
 mod outbox;

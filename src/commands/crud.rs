@@ -69,6 +69,38 @@ impl Database {
     }
 }
 
+/// How tokens are checked (`ecom gateway`, and the ownership rules of `ecom customers` and
+/// `ecom orders`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TokenCheck {
+    /// The token keys (default: the auth service's `/.well-known/jwks.json` at `AUTH_URL`; an
+    /// external provider's, such as a Cognito user pool's, works the same).
+    #[arg(long, env = "JWKS_URL")]
+    jwks_url: Option<String>,
+    /// The tokens' issuer (`iss`).
+    #[arg(
+        long,
+        env = "ECOM_TOKEN_ISSUER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    issuer: String,
+    /// The tokens' audience (`aud`).
+    #[arg(long, env = "ECOM_TOKEN_AUDIENCE", default_value = "ecom")]
+    audience: String,
+}
+
+impl TokenCheck {
+    fn config(&self, auth_url: &str) -> service_common::auth::VerifierConfig {
+        service_common::auth::VerifierConfig {
+            jwks_url: self.jwks_url.clone().unwrap_or_else(|| {
+                format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/'))
+            }),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+}
+
 /// How much of a request body a CRUD service reads, and for how long.
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct Body {
@@ -139,6 +171,11 @@ pub struct CustomersArgs {
     db: Database,
     #[command(flatten)]
     body: Body,
+    /// The auth service (its JWKS checks the tokens of the ownership rules).
+    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
+    auth_url: String,
+    #[command(flatten)]
+    tokens: TokenCheck,
 }
 
 pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
@@ -151,6 +188,7 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
         let config = customers::Config {
             addr: args.addr,
             body: args.body.limits(),
+            tokens: Some(args.tokens.config(&args.auth_url)),
         };
         let (addr, server) = customers::build(config, db, service_common::shutdown_signal())
             .await
@@ -187,6 +225,11 @@ pub struct OrdersArgs {
     /// How often the outbox relay looks for events it was not woken for.
     #[arg(long, env = "ECOM_RELAY_POLL", default_value = "1s", value_parser = parse_duration)]
     relay_poll: Duration,
+    /// The auth service (its JWKS checks the tokens of the ownership rules).
+    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
+    auth_url: String,
+    #[command(flatten)]
+    tokens: TokenCheck,
 }
 
 pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
@@ -210,6 +253,7 @@ pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
             },
             topic: args.topic,
             relay_poll: args.relay_poll,
+            tokens: Some(args.tokens.config(&args.auth_url)),
         };
         let (addr, server) = orders::build(config, db, log, service_common::shutdown_signal())
             .await
@@ -307,20 +351,8 @@ pub struct GatewayArgs {
     ingest_url: String,
     #[arg(long, env = "ANALYTICS_URL", default_value = "http://127.0.0.1:8085")]
     analytics_url: String,
-    /// Where the token keys are (default: the auth service's `/.well-known/jwks.json`; an
-    /// external provider's, such as a Cognito user pool's, works the same).
-    #[arg(long, env = "JWKS_URL")]
-    jwks_url: Option<String>,
-    /// The tokens' issuer (`iss`).
-    #[arg(
-        long,
-        env = "ECOM_TOKEN_ISSUER",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    issuer: String,
-    /// The tokens' audience (`aud`).
-    #[arg(long, env = "ECOM_TOKEN_AUDIENCE", default_value = "ecom")]
-    audience: String,
+    #[command(flatten)]
+    tokens: TokenCheck,
     /// How long a service may take to start answering.
     #[arg(long, env = "ECOM_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     upstream_timeout: Duration,
@@ -328,12 +360,7 @@ pub struct GatewayArgs {
 
 pub fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     service_common::init_tracing();
-    let jwks_url = args.jwks_url.unwrap_or_else(|| {
-        format!(
-            "{}/.well-known/jwks.json",
-            args.auth_url.trim_end_matches('/')
-        )
-    });
+    let verifier = args.tokens.config(&args.auth_url);
     let config = gateway::Config {
         addr: args.addr,
         upstreams: gateway::UpstreamUrls {
@@ -344,11 +371,7 @@ pub fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             ingest: args.ingest_url,
             analytics: args.analytics_url,
         },
-        verifier: service_common::auth::VerifierConfig {
-            jwks_url,
-            issuer: args.issuer,
-            audience: args.audience,
-        },
+        verifier,
         timeout: args.upstream_timeout,
     };
     tokio::runtime::Runtime::new()?.block_on(async {

@@ -196,7 +196,15 @@ async fn up(args: Args) -> anyhow::Result<()> {
         http.clone(),
     );
     let (catalog_routes, catalog_ready) = catalog::part(crud.catalog.clone(), http.clone());
-    let (customers_routes, customers_ready) = customers::part(crud.customers.clone(), http.clone());
+    // The ownership rules check tokens against this process's own keys.
+    let token_check =
+        service_common::auth::Tokens::new(Some(service_common::auth::VerifierConfig {
+            jwks_url: format!("{base}/.well-known/jwks.json"),
+            issuer: base.clone(),
+            audience: "ecom".to_owned(),
+        }));
+    let (customers_routes, customers_ready) =
+        customers::part(crud.customers.clone(), token_check.clone(), http.clone());
     let upstreams = orders::Upstreams::new(orders::UpstreamConfig {
         catalog_url: base.clone(),
         customers_url: base.clone(),
@@ -207,6 +215,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         events.clone(),
         upstreams,
         INPUT_TOPIC.to_owned(),
+        token_check,
         &mut registry,
         http,
     );

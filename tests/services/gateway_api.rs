@@ -330,6 +330,148 @@ async fn the_gateway_routes_and_enforces_the_access_rules(backend: Backend) {
         );
     }
 
+    // Ownership, checked by the services: Ann sees and changes only what is hers.
+    let bob_registered = call(&p, Method::POST, &format!("{}/api/v1/auth/register", g.base), None,
+        Some(json!({"email": "bob@example.com", "password": "green-teapot-on-sunday", "name": "Bob"}))).await;
+    let bob_id = bob_registered.body["customer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ann_id = registered.body["customer_id"].as_str().unwrap().to_owned();
+    let bob = token(
+        &g,
+        &p,
+        &[
+            ("grant_type", "password"),
+            ("username", "bob@example.com"),
+            ("password", "green-teapot-on-sunday"),
+        ],
+    )
+    .await;
+    let product_id = created.body["id"].as_str().unwrap().to_owned();
+    let order_of = |customer: &str| json!({"customer_id": customer, "lines": [{"product_id": product_id, "quantity": 1}]});
+    let bobs = call(
+        &p,
+        Method::POST,
+        &orders,
+        Some(&bob),
+        Some(order_of(&bob_id)),
+    )
+    .await;
+    assert_eq!(bobs.status, StatusCode::CREATED, "{}", bobs.body);
+    let bobs_url = format!("{orders}/{}", bobs.body["id"].as_str().unwrap());
+    let anns = call(
+        &p,
+        Method::POST,
+        &orders,
+        Some(&customer),
+        Some(order_of(&ann_id)),
+    )
+    .await;
+    assert_eq!(anns.status, StatusCode::CREATED, "{}", anns.body);
+    let anns_url = format!("{orders}/{}", anns.body["id"].as_str().unwrap());
+    let for_bob = call(
+        &p,
+        Method::POST,
+        &orders,
+        Some(&customer),
+        Some(order_of(&bob_id)),
+    )
+    .await;
+    assert_eq!(
+        (for_bob.status, for_bob.code()),
+        (StatusCode::FORBIDDEN, "forbidden")
+    );
+    assert_eq!(
+        call(&p, Method::GET, &bobs_url, Some(&customer), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&p, Method::DELETE, &bobs_url, Some(&customer), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&p, Method::GET, &bobs_url, Some(&admin), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let mine = call(&p, Method::GET, &orders, Some(&customer), None).await;
+    let ids: Vec<&str> = mine.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["customer_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [ann_id.as_str()]);
+    let asked = call(
+        &p,
+        Method::GET,
+        &format!("{orders}?customer_id={bob_id}"),
+        Some(&customer),
+        None,
+    )
+    .await;
+    assert!(asked.body["items"].as_array().unwrap().is_empty());
+    let all = call(&p, Method::GET, &orders, Some(&admin), None).await;
+    assert_eq!(all.body["items"].as_array().unwrap().len(), 2);
+    let confirm = call(
+        &p,
+        Method::POST,
+        &format!("{anns_url}/status"),
+        Some(&customer),
+        Some(json!({"status": "CONFIRMED"})),
+    )
+    .await;
+    assert_eq!(
+        confirm.status,
+        StatusCode::FORBIDDEN,
+        "only an administrator confirms"
+    );
+    assert_eq!(
+        call(&p, Method::DELETE, &anns_url, Some(&customer), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let bobs_record = format!("{customers}/{bob_id}");
+    assert_eq!(
+        call(&p, Method::GET, &bobs_record, Some(&customer), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let patch = p
+        .http
+        .patch(&bobs_record)
+        .bearer_auth(&customer)
+        .json(&json!({"name": "Mallory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::NOT_FOUND);
+    let own = call(&p, Method::GET, &customers, Some(&customer), None).await;
+    let listed: Vec<&str> = own.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ann_id.as_str()]);
+    let create = call(
+        &p,
+        Method::POST,
+        &customers,
+        Some(&customer),
+        Some(json!({"name": "X", "email": "x@example.com"})),
+    )
+    .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+
     // Request ids: kept when given, made when not, on errors too.
     let r = p
         .http

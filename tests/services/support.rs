@@ -165,6 +165,31 @@ impl Platform {
         let auth_db = dbs.open(auth::SCHEMA, &auth::MIGRATIONS).await;
         let log = open_log(dbs.dir.path());
 
+        // Auth first (the others check tokens against its keys), with the customers service's
+        // address reserved for it.
+        let customers_addr = SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
+        let (stop, shutdown) = stopper();
+        let config = auth::Config {
+            addr: any_port(),
+            body: body_limits(),
+            tokens: auth::TokenConfig {
+                issuer: ISSUER.to_owned(),
+                audience: AUDIENCE.to_owned(),
+                ttl: Duration::from_secs(600),
+            },
+            customers_url: format!("http://{customers_addr}"),
+        };
+        let (addr, server) = auth::build(config, auth_db.clone(), shutdown)
+            .await
+            .expect("auth binds");
+        let (_, mut auth) = Service::spawn(addr, server);
+        auth.stop = Some(stop);
+        let tokens = Some(service_common::auth::VerifierConfig {
+            jwks_url: format!("{}/.well-known/jwks.json", auth.base),
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+        });
+
         let (stop, shutdown) = stopper();
         let (addr, server) = catalog::build(
             catalog::Config {
@@ -182,8 +207,9 @@ impl Platform {
         let (stop, shutdown) = stopper();
         let (addr, server) = customers::build(
             customers::Config {
-                addr: any_port(),
+                addr: customers_addr,
                 body: body_limits(),
+                tokens: tokens.clone(),
             },
             customers_db,
             shutdown,
@@ -204,29 +230,13 @@ impl Platform {
             },
             topic: TOPIC.to_owned(),
             relay_poll: Duration::from_millis(100),
+            tokens,
         };
         let (addr, server) = orders::build(config, orders_db, log.clone(), shutdown)
             .await
             .expect("orders binds");
         let (_, mut orders) = Service::spawn(addr, server);
         orders.stop = Some(stop);
-
-        let (stop, shutdown) = stopper();
-        let config = auth::Config {
-            addr: any_port(),
-            body: body_limits(),
-            tokens: auth::TokenConfig {
-                issuer: ISSUER.to_owned(),
-                audience: AUDIENCE.to_owned(),
-                ttl: Duration::from_secs(600),
-            },
-            customers_url: customers.base.clone(),
-        };
-        let (addr, server) = auth::build(config, auth_db.clone(), shutdown)
-            .await
-            .expect("auth binds");
-        let (_, mut auth) = Service::spawn(addr, server);
-        auth.stop = Some(stop);
 
         Platform {
             auth,

@@ -184,3 +184,87 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
 }
+
+/// Who is calling a service, for its ownership rules. Services sit behind the gateway, which
+/// lets no request without a valid token reach a route that needs one; a request without a
+/// token is therefore another service's (registration creating a customer record, orders
+/// asking for a customer) and is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Another service (no token).
+    Service,
+    /// The bearer of a valid token.
+    Token(Claims),
+}
+
+impl Caller {
+    /// The caller of a request: a token is verified (401 `unauthorized` when invalid).
+    pub async fn of(
+        verifier: Option<&Verifier>,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Caller, crate::ApiError> {
+        let (Some(verifier), Some(token)) = (verifier, bearer(headers)) else {
+            return Ok(Caller::Service);
+        };
+        match verifier.verify(token).await {
+            Ok(claims) => Ok(Caller::Token(claims)),
+            Err(AuthError::Invalid(reason)) => Err(crate::ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                reason,
+            )),
+            Err(e @ AuthError::KeysUnavailable(_)) => Err(crate::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "auth_unavailable",
+                e.to_string(),
+            )
+            .retry_after(1)),
+        }
+    }
+
+    /// The customer this caller is limited to: `Some(id)` for a customer's token, `None` for
+    /// an administrator or another service (no limit).
+    pub fn customer(&self) -> Option<&str> {
+        match self {
+            Caller::Token(claims) if !claims.has_role("admin") => Some(&claims.sub),
+            _ => None,
+        }
+    }
+
+    /// Whether the caller may see or change what belongs to `customer_id`.
+    pub fn owns(&self, customer_id: &str) -> bool {
+        self.customer().is_none_or(|own| own == customer_id)
+    }
+
+    /// An administrator or another service.
+    pub fn is_privileged(&self) -> bool {
+        self.customer().is_none()
+    }
+}
+
+/// The verifier a service checks callers' tokens with (none: every caller is trusted, as in
+/// tests of a service alone). Put it in the router's state (`FromRef`) to extract [`Caller`].
+#[derive(Clone, Default)]
+pub struct Tokens(pub Option<std::sync::Arc<Verifier>>);
+
+impl Tokens {
+    pub fn new(config: Option<VerifierConfig>) -> Self {
+        Tokens(config.map(|c| std::sync::Arc::new(Verifier::new(c))))
+    }
+}
+
+impl<S> axum::extract::FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Tokens: axum::extract::FromRef<S>,
+{
+    type Rejection = crate::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, crate::ApiError> {
+        let tokens = <Tokens as axum::extract::FromRef<S>>::from_ref(state);
+        Caller::of(tokens.0.as_deref(), &parts.headers).await
+    }
+}

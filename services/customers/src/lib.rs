@@ -11,6 +11,10 @@
 //!
 //! Emails are unique in any case (`Ann@Example.com` and `ann@example.com` are one address).
 //!
+//! Ownership: a caller with a customer's token sees and changes only that customer's record
+//! (another's is 404, a list holds only theirs) and creates none (registration does, through
+//! the auth service); an administrator's token, or no token (another service), is not limited.
+//!
 //! Every creating POST takes an `Idempotency-Key`: the same key and body answer the same,
 //! once. A database that does not answer is 503 `database_unavailable`, never a 500.
 
@@ -24,6 +28,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use prometheus_client::registry::Registry;
+use service_common::auth::Tokens;
 use service_common::http_metrics::HttpMetrics;
 use service_common::{Ops, ReadyCheck};
 use service_db::{Db, Migrations};
@@ -52,14 +57,17 @@ pub struct Config {
     pub addr: SocketAddr,
     /// How much of a body is read, for how long.
     pub body: service_common::rest::BodyLimits,
+    /// How callers' tokens are checked for the ownership rules (`None`: every caller is
+    /// trusted).
+    pub tokens: Option<service_common::auth::VerifierConfig>,
 }
 
 /// The service's routes and readiness over `db` (migrated): what [`build`] serves alone and
 /// `ecom up` serves beside the other services.
-pub fn part(db: Db, http: Arc<HttpMetrics>) -> (Router, ReadyCheck) {
+pub fn part(db: Db, tokens: Tokens, http: Arc<HttpMetrics>) -> (Router, ReadyCheck) {
     service_db::idempotency::spawn_purge(db.clone());
     let ready = db.ready_check();
-    (routes::router(db, http), ready)
+    (routes::router(routes::Shared { db, tokens }, http), ready)
 }
 
 /// The customers alone on `config.addr` over `db` (migrated), until `shutdown` resolves: the
@@ -71,7 +79,7 @@ pub async fn build(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
-    let (router, ready) = part(db, http);
+    let (router, ready) = part(db, Tokens::new(config.tokens.clone()), http);
     let router = router
         .layer(axum::Extension(config.body))
         .merge(service_common::docs::router(openapi()));

@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRef, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use service_common::ApiError;
+use service_common::auth::{Caller, Tokens};
 use service_common::docs::{ErrorBody, ErrorDetail};
 use service_common::http_metrics::{HttpMetrics, track};
 use service_common::rest::{
@@ -19,17 +20,36 @@ use service_db::Db;
 use service_db::idempotency::{Begun, Stored, begin, fingerprint};
 
 use crate::CUSTOMERS;
-use crate::customer::{Customer, CustomerFields, CustomerInput};
+use crate::customer::{Customer, CustomerFields, CustomerInput, fold_email};
 use crate::repo::{self, RepoError};
 
-pub fn router(db: Db, http: Arc<HttpMetrics>) -> Router {
+/// The handlers' state: the database, and how callers' tokens are checked.
+#[derive(Clone)]
+pub struct Shared {
+    pub db: Db,
+    pub tokens: Tokens,
+}
+
+impl FromRef<Shared> for Db {
+    fn from_ref(shared: &Shared) -> Db {
+        shared.db.clone()
+    }
+}
+
+impl FromRef<Shared> for Tokens {
+    fn from_ref(shared: &Shared) -> Tokens {
+        shared.tokens.clone()
+    }
+}
+
+pub fn router(shared: Shared, http: Arc<HttpMetrics>) -> Router {
     Router::new()
         .route(CUSTOMERS, post(create).get(list))
         .route(
             "/api/v1/customers/{id}",
             get(read).patch(patch).delete(delete),
         )
-        .with_state(db)
+        .with_state(shared)
         .layer(axum::middleware::from_fn_with_state(http, track))
 }
 
@@ -71,9 +91,13 @@ fn parse_input(value: serde_json::Value) -> Result<CustomerFields, ApiError> {
 )]
 async fn create(
     State(db): State<Db>,
+    caller: Caller,
     key: Option<IdempotencyKey>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    if !caller.is_privileged() {
+        return Err(forbidden("customer records are created by registration"));
+    }
     let print = fingerprint(CUSTOMERS, &body);
     let fields = parse_input(body)?;
     let mut once = match begin(&db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
@@ -89,8 +113,13 @@ async fn create(
     once.finish(answer).await?.respond(CUSTOMERS)
 }
 
-async fn find(db: &Db, id: &str) -> Result<Customer, ApiError> {
-    if !service_db::is_id(id) {
+fn forbidden(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// The customer `id`, if the caller may see it (another customer's is not found).
+async fn find(db: &Db, caller: &Caller, id: &str) -> Result<Customer, ApiError> {
+    if !service_db::is_id(id) || !caller.owns(id) {
         return Err(not_found("customer", id));
     }
     repo::get(db, id)
@@ -111,8 +140,12 @@ async fn find(db: &Db, id: &str) -> Result<Customer, ApiError> {
     ),
     tag = "customers"
 )]
-async fn read(State(db): State<Db>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let customer = find(&db, &id).await?;
+async fn read(
+    State(db): State<Db>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let customer = find(&db, &caller, &id).await?;
     Ok(tagged(customer.version, &customer))
 }
 
@@ -142,11 +175,29 @@ struct ListQuery {
 )]
 async fn list(
     State(db): State<Db>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Page<Customer>>, ApiError> {
     let params: ListQuery = query(raw.as_deref())?;
     let page = PageRequest::parse(params.limit.as_deref(), params.cursor.as_deref())?;
     let email = text_parameter("email", params.email, 254)?;
+    // A customer's list is their own record (when it matches the filter), on one page.
+    if let Some(own) = caller.customer() {
+        let mine = repo::get(&db, own).await?.filter(|c| {
+            email
+                .as_deref()
+                .is_none_or(|e| fold_email(e) == fold_email(&c.email))
+        });
+        let items = if page.after.is_some() {
+            Vec::new()
+        } else {
+            mine.into_iter().collect()
+        };
+        return Ok(Json(Page {
+            items,
+            next_cursor: None,
+        }));
+    }
     let rows = repo::list(&db, email.as_deref(), &page).await?;
     Ok(Json(page.page(rows, |c| &c.id)))
 }
@@ -173,13 +224,14 @@ async fn list(
 )]
 async fn patch(
     State(db): State<Db>,
+    caller: Caller,
     Path(id): Path<String>,
     if_match: IfMatch,
     JsonBody(patch): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     // Without If-Match a concurrent change is merged into again; with it, it is a 412.
     for _ in 0..5 {
-        let current = find(&db, &id).await?;
+        let current = find(&db, &caller, &id).await?;
         if !if_match.matches(current.version) {
             return Err(precondition_failed(current.version));
         }
@@ -218,10 +270,11 @@ async fn patch(
 )]
 async fn delete(
     State(db): State<Db>,
+    caller: Caller,
     Path(id): Path<String>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    let current = find(&db, &id).await?;
+    let current = find(&db, &caller, &id).await?;
     if !if_match.matches(current.version) {
         return Err(precondition_failed(current.version));
     }

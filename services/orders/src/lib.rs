@@ -10,6 +10,10 @@
 //! | `PATCH /api/v1/orders/{id}` | as `/status`: `status` is the only field that changes |
 //! | `DELETE /api/v1/orders/{id}` | 204: the order is cancelled, not deleted; 409 once shipped |
 //!
+//! Ownership: a caller with a customer's token orders for themselves only (403), sees only
+//! their own orders (another's is 404, a list holds only theirs) and may only cancel; an
+//! administrator's token, or no token (another service), is not limited.
+//!
 //! Creating an order asks the customers service whether the buyer exists and the catalog for
 //! each product's current price (each with a timeout), then stores the order, its lines and
 //! one `PURCHASE` event per line in one transaction: the transactional outbox, which the
@@ -29,6 +33,7 @@ use std::time::Duration;
 use axum::Router;
 use event_log::EventLog;
 use prometheus_client::registry::Registry;
+use service_common::auth::Tokens;
 use service_common::http_metrics::HttpMetrics;
 use service_common::{Ops, ReadyCheck};
 use service_db::{Db, Migrations};
@@ -64,14 +69,19 @@ pub struct Config {
     /// How often the relay looks for unsent events it was not woken for (another replica's,
     /// or those left by a crash).
     pub relay_poll: Duration,
+    /// How callers' tokens are checked for the ownership rules (`None`: every caller is
+    /// trusted).
+    pub tokens: Option<service_common::auth::VerifierConfig>,
 }
 
-/// What the handlers share.
+/// What the handlers share (cheap to clone: handles and shared strings).
+#[derive(Clone)]
 pub(crate) struct Orders {
     pub db: Db,
     pub upstreams: Upstreams,
-    pub topic: String,
+    pub topic: Arc<str>,
     pub relay: Arc<tokio::sync::Notify>,
+    pub tokens: Tokens,
 }
 
 /// The service's routes and readiness over `db` (migrated), and the relay that moves its
@@ -82,18 +92,20 @@ pub fn part<L: EventLog>(
     log: L,
     upstreams: Upstreams,
     topic: String,
+    tokens: Tokens,
     registry: &mut Registry,
     http: Arc<HttpMetrics>,
 ) -> (Router, ReadyCheck, outbox::Relay<L>) {
     service_db::idempotency::spawn_purge(db.clone());
     let relay = outbox::Relay::new(db.clone(), log, outbox::RelayMetrics::register(registry));
     let check = db.ready_check();
-    let orders = Arc::new(Orders {
+    let orders = Orders {
         db,
         upstreams,
-        topic,
+        topic: topic.into(),
         relay: relay.waker(),
-    });
+        tokens,
+    };
     (routes::router(orders, http), check, relay)
 }
 
@@ -108,7 +120,16 @@ pub async fn build<L: EventLog>(
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
     let upstreams = Upstreams::new(config.upstream.clone());
-    let (router, ready, relay) = part(db, log, upstreams, config.topic, &mut registry, http);
+    let tokens = Tokens::new(config.tokens.clone());
+    let (router, ready, relay) = part(
+        db,
+        log,
+        upstreams,
+        config.topic,
+        tokens,
+        &mut registry,
+        http,
+    );
     let router = router
         .layer(axum::Extension(config.body))
         .merge(service_common::docs::router(openapi()));

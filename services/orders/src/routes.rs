@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use service_common::ApiError;
+use service_common::auth::{Caller, Tokens};
 use service_common::docs::{ErrorBody, ErrorDetail};
 use service_common::http_metrics::{HttpMetrics, track};
 use service_common::rest::money::Money;
@@ -25,9 +26,19 @@ use crate::repo::{self, Filter, RepoError};
 use crate::upstream::UpstreamError;
 use crate::{ORDERS, Orders};
 
-type Shared = State<Arc<Orders>>;
+type Shared = State<Orders>;
 
-pub fn router(orders: Arc<Orders>, http: Arc<HttpMetrics>) -> Router {
+impl axum::extract::FromRef<Orders> for Tokens {
+    fn from_ref(orders: &Orders) -> Tokens {
+        orders.tokens.clone()
+    }
+}
+
+fn forbidden(message: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+pub fn router(orders: Orders, http: Arc<HttpMetrics>) -> Router {
     Router::new()
         .route(ORDERS, post(create).get(list))
         .route("/api/v1/orders/{id}", get(read).patch(patch).delete(cancel))
@@ -89,12 +100,16 @@ fn unprocessable(code: &'static str, message: String) -> ApiError {
 )]
 async fn create(
     State(orders): Shared,
+    caller: Caller,
     key: Option<IdempotencyKey>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let print = fingerprint(ORDERS, &body);
     let input: OrderInput = from_value(body)?;
     let request = OrderRequest::parse(input)?;
+    if !caller.owns(&request.get().customer_id) {
+        return Err(forbidden("a customer orders for themselves only"));
+    }
     let key = key.as_ref().map(|k| k.0.as_str());
     // A replay answers without asking the other services again.
     if let Some(key) = key
@@ -192,12 +207,14 @@ async fn price(orders: &Orders, request: &OrderRequest) -> Result<(Vec<Line>, Mo
     ))
 }
 
-async fn find(db: &Db, id: &str) -> Result<Order, ApiError> {
+/// The order `id`, if the caller may see it (another customer's is not found).
+async fn find(db: &Db, caller: &Caller, id: &str) -> Result<Order, ApiError> {
     if !service_db::is_id(id) {
         return Err(not_found("order", id));
     }
     repo::get(db, id)
         .await?
+        .filter(|order| caller.owns(&order.customer_id))
         .ok_or_else(|| not_found("order", id))
 }
 
@@ -214,8 +231,12 @@ async fn find(db: &Db, id: &str) -> Result<Order, ApiError> {
     ),
     tag = "orders"
 )]
-async fn read(State(orders): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let order = find(&orders.db, &id).await?;
+async fn read(
+    State(orders): Shared,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let order = find(&orders.db, &caller, &id).await?;
     Ok(tagged(order.version, &order))
 }
 
@@ -247,6 +268,7 @@ struct ListQuery {
 )]
 async fn list(
     State(orders): Shared,
+    caller: Caller,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Page<Order>>, ApiError> {
     let params: ListQuery = query(raw.as_deref())?;
@@ -262,18 +284,41 @@ async fn list(
             })
         })
         .transpose()?;
-    let filter = Filter {
+    let mut filter = Filter {
         customer_id: text_parameter("customer_id", params.customer_id, 128)?,
         status,
     };
+    // A customer's list holds their own orders only.
+    if let Some(own) = caller.customer() {
+        if filter
+            .customer_id
+            .as_deref()
+            .is_some_and(|asked| asked != own)
+        {
+            return Ok(Json(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }));
+        }
+        filter.customer_id = Some(own.to_owned());
+    }
     let rows = repo::list(&orders.db, &filter, &page).await?;
     Ok(Json(page.page(rows, |o| &o.id)))
 }
 
-/// Moves the order to `to`, under `if_match`.
-async fn transition(db: &Db, id: &str, if_match: &IfMatch, to: Status) -> Result<Order, ApiError> {
+/// Moves the order to `to`, under `if_match`. A customer may only cancel their own orders.
+async fn transition(
+    db: &Db,
+    caller: &Caller,
+    id: &str,
+    if_match: &IfMatch,
+    to: Status,
+) -> Result<Order, ApiError> {
+    if !caller.is_privileged() && to != Status::Cancelled {
+        return Err(forbidden("a customer can only cancel an order"));
+    }
     for _ in 0..5 {
-        let current = find(db, id).await?;
+        let current = find(db, caller, id).await?;
         if !if_match.matches(current.version) {
             return Err(precondition_failed(current.version));
         }
@@ -323,11 +368,12 @@ async fn transition(db: &Db, id: &str, if_match: &IfMatch, to: Status) -> Result
 )]
 async fn change_status(
     State(orders): Shared,
+    caller: Caller,
     Path(id): Path<String>,
     if_match: IfMatch,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> Result<Response, ApiError> {
-    let order = transition(&orders.db, &id, &if_match, change.status).await?;
+    let order = transition(&orders.db, &caller, &id, &if_match, change.status).await?;
     Ok(tagged(order.version, &order))
 }
 
@@ -354,12 +400,13 @@ async fn change_status(
 )]
 async fn patch(
     State(orders): Shared,
+    caller: Caller,
     Path(id): Path<String>,
     if_match: IfMatch,
     JsonBody(patch): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let change: StatusChange = from_value(patch)?;
-    let order = transition(&orders.db, &id, &if_match, change.status).await?;
+    let order = transition(&orders.db, &caller, &id, &if_match, change.status).await?;
     Ok(tagged(order.version, &order))
 }
 
@@ -383,14 +430,15 @@ async fn patch(
 )]
 async fn cancel(
     State(orders): Shared,
+    caller: Caller,
     Path(id): Path<String>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    let current = find(&orders.db, &id).await?;
+    let current = find(&orders.db, &caller, &id).await?;
     if current.status == Status::Cancelled && if_match.matches(current.version) {
         return Ok(StatusCode::NO_CONTENT);
     }
-    transition(&orders.db, &id, &if_match, Status::Cancelled).await?;
+    transition(&orders.db, &caller, &id, &if_match, Status::Cancelled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

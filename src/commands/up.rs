@@ -1,14 +1,16 @@
-//! `ecom up`: the platform in one process on embedded defaults: ingest, the stream engine, the
-//! analytics API and the catalog, customers and orders services on one address, over the
-//! embedded event log and SQLite (the window store and a database file per CRUD service) in
-//! one data directory, with a demo traffic generator.
+//! `ecom up`: the platform in one process on embedded defaults: the gateway on the one public
+//! address, in front of ingest, the analytics API and the auth, catalog, customers and orders
+//! services (each on a loopback port of its own), the stream engine, over the embedded event
+//! log and SQLite (the window store and a database file per CRUD service) in one data
+//! directory, with a demo traffic generator.
 //!
-//! The same code paths as the separate services (`ingest::part`, `stream_runtime::start`,
-//! `analytics_api::part`, `catalog::part`, ...); only the log and the databases are embedded.
-//! Orders reaches the catalog and customers over HTTP on this same address, as it would reach
-//! them as separate services, and its outbox relay appends to the embedded log. A restart on the same data
-//! directory resumes from the stored checkpoints; a `kill -9` loses no acknowledged event
-//! (the log syncs before ingest answers 202).
+//! The same code paths as the separate services (`gateway::part`, `ingest::part`,
+//! `stream_runtime::start`, `analytics_api::part`, `catalog::part`, ...): the gateway reaches
+//! the services over HTTP and enforces the same tokens, roles and rate limits (except that the
+//! analytics API is open to callers on this machine, for the dashboard); orders reaches the
+//! catalog and customers over HTTP; only the log and the databases are embedded. A restart on
+//! the same data directory resumes from the stored checkpoints; a `kill -9` loses no
+//! acknowledged event (the log syncs before ingest answers 202).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,8 @@ use stream_engine::core::time::format_rfc3339_ms;
 use stream_runtime::embedded::EmbeddedResultLog;
 use stream_runtime::metrics::Metrics;
 use stream_runtime::{EngineParts, RuntimeError};
+
+use gateway::access::Upstream;
 
 use super::EngineArgs;
 
@@ -61,9 +65,12 @@ pub struct Args {
     /// Products shown per closed minute in the terminal.
     #[arg(long, default_value_t = 5)]
     top: usize,
-    /// Bodies over this many bytes get 413.
-    #[arg(long, env = "ECOM_MAX_BODY_BYTES", default_value_t = 4 << 20)]
-    max_body_bytes: usize,
+    /// Whether callers on this machine read the analytics API without a token (the
+    /// dashboard's view); `false` asks them for one, as the deployed gateway does.
+    #[arg(long, env = "ECOM_LOCAL_ANALYTICS", default_value_t = true, action = clap::ArgAction::Set)]
+    local_analytics: bool,
+    #[command(flatten)]
+    gateway: super::crud::GatewayFlags,
     /// Embedded log segments are deleted (once the engine no longer needs them) past this
     /// many bytes per partition.
     #[arg(long, default_value_t = 1 << 30)]
@@ -133,7 +140,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let (ingest_routes, ingest_ready) = ingest::part(
         events.clone(),
         ingest::BodyLimits {
-            max_bytes: args.max_body_bytes,
+            max_bytes: args.gateway.max_body_bytes(),
             ..ingest::BodyLimits::default()
         },
         &mut registry,
@@ -174,11 +181,34 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let (analytics_routes, analytics_ready) =
         analytics_api::part(store.clone(), feed, 256, &mut registry, http.clone());
 
-    // Bound first: orders calls the catalog and customers routes at this address.
+    // Every service on a loopback port of its own, the gateway in front on the public address:
+    // the same code paths as separate processes. Bound first, so that each knows the others.
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let base = format!("http://{}", listener.local_addr()?);
+    let mut internal = Vec::new();
+    for _ in Upstream::ALL {
+        internal.push(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?);
+    }
+    let url = |upstream: Upstream| {
+        let at = Upstream::ALL
+            .iter()
+            .position(|u| *u == upstream)
+            .unwrap_or(0);
+        internal[at]
+            .local_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default()
+    };
+    let upstreams = gateway::UpstreamUrls {
+        auth: url(Upstream::Auth),
+        catalog: url(Upstream::Catalog),
+        customers: url(Upstream::Customers),
+        orders: url(Upstream::Orders),
+        ingest: url(Upstream::Ingest),
+        analytics: url(Upstream::Analytics),
+    };
     let crud = Crud::open(&args.data_dir).await?;
     let credentials = bootstrap_identity(&crud.auth, &args.data_dir).await?;
     let tokens = auth::TokenConfig {
@@ -191,29 +221,29 @@ async fn up(args: Args) -> anyhow::Result<()> {
         crud.auth.clone(),
         keys,
         tokens,
-        base.clone(),
+        upstreams.customers.clone(),
         &mut registry,
         http.clone(),
     );
     let (catalog_routes, catalog_ready) = catalog::part(crud.catalog.clone(), http.clone());
-    // The ownership rules check tokens against this process's own keys.
-    let token_check =
-        service_common::auth::Tokens::new(Some(service_common::auth::VerifierConfig {
-            jwks_url: format!("{base}/.well-known/jwks.json"),
-            issuer: base.clone(),
-            audience: "ecom".to_owned(),
-        }));
+    // Everything that checks tokens reads this process's own key set.
+    let verifier = service_common::auth::VerifierConfig {
+        jwks_url: format!("{}/.well-known/jwks.json", upstreams.auth),
+        issuer: base.clone(),
+        audience: "ecom".to_owned(),
+    };
+    let token_check = service_common::auth::Tokens::new(Some(verifier.clone()));
     let (customers_routes, customers_ready) =
         customers::part(crud.customers.clone(), token_check.clone(), http.clone());
-    let upstreams = orders::Upstreams::new(orders::UpstreamConfig {
-        catalog_url: base.clone(),
-        customers_url: base.clone(),
+    let orders_upstreams = orders::Upstreams::new(orders::UpstreamConfig {
+        catalog_url: upstreams.catalog.clone(),
+        customers_url: upstreams.customers.clone(),
         timeout: Duration::from_secs(2),
     });
     let (orders_routes, orders_ready, relay) = orders::part(
         crud.orders.clone(),
         events.clone(),
-        upstreams,
+        orders_upstreams,
         INPUT_TOPIC.to_owned(),
         token_check,
         &mut registry,
@@ -224,33 +254,58 @@ async fn up(args: Args) -> anyhow::Result<()> {
         let _ = relay_stopped.await;
     }));
 
-    let router = ingest_routes
-        .merge(analytics_routes)
-        .merge(auth_routes)
-        .merge(catalog_routes)
-        .merge(customers_routes)
-        .merge(orders_routes)
-        .merge(service_common::docs::router(api_description()));
+    let gateway_config = gateway::Config {
+        local_analytics: args.local_analytics,
+        ..args.gateway.config(args.addr, upstreams.clone(), verifier)
+    };
+    let (gateway_routes, gateway_ready) =
+        gateway::part(&gateway_config, &mut registry).map_err(anyhow::Error::msg)?;
     let ready = all_ready(vec![
-        ("ingest", ingest_ready),
+        ("gateway", gateway_ready),
+        ("ingest", ingest_ready.clone()),
         ("stream-engine", engine.ready_check()),
-        ("analytics", analytics_ready),
-        ("auth", auth_ready),
-        ("catalog", catalog_ready),
-        ("customers", customers_ready),
-        ("orders", orders_ready),
+        ("analytics", analytics_ready.clone()),
+        ("auth", auth_ready.clone()),
+        ("catalog", catalog_ready.clone()),
+        ("customers", customers_ready.clone()),
+        ("orders", orders_ready.clone()),
     ]);
-    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop_servers, servers_stopping) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stopping = servers_stopping.clone();
+        async move {
+            let _ = stopping.changed().await;
+        }
+    };
+    let mut servers = Vec::new();
+    let parts = [
+        (auth_routes, auth_ready),
+        (catalog_routes, catalog_ready),
+        (customers_routes, customers_ready),
+        (orders_routes, orders_ready),
+        (ingest_routes, ingest_ready),
+        (analytics_routes, analytics_ready),
+    ];
+    for ((routes, ready), listener) in parts.into_iter().zip(internal) {
+        // Each service's own /metrics would repeat the gateway's: the registry is the
+        // process's, served once, at the public address.
+        let (_, server) = service_common::serve_listener(
+            listener,
+            routes,
+            Ops::new(Registry::default(), ready),
+            service_common::Limits::default(),
+            stopped(),
+        )?;
+        servers.push(tokio::spawn(server));
+    }
     let (addr, server) = service_common::serve_listener(
         listener,
-        router,
+        gateway_routes,
         Ops::new(registry, ready),
-        service_common::Limits::default(),
-        async {
-            let _ = server_stopped.await;
-        },
+        gateway_config.server,
+        stopped(),
     )?;
-    let server = tokio::spawn(server);
+    servers.push(tokio::spawn(server));
 
     debug_assert_eq!(base, format!("http://{addr}"));
     println!("ecom is up: data in {}", args.data_dir.display());
@@ -267,7 +322,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     println!("  catalog    {base}/api/v1/products   (POST, GET, PATCH, DELETE; /batch)");
     println!("  customers  {base}/api/v1/customers");
     println!("  orders     {base}/api/v1/orders   (each PURCHASE line feeds the windows)");
-    println!("  API docs   {base}/docs   ({base}/openapi.json)");
+    println!("  API docs   {base}/docs   ({base}/api/v1/openapi.json)");
     println!("  health     {base}/healthz  {base}/readyz");
     println!("  metrics    {base}/metrics");
     if args.no_demo {
@@ -283,9 +338,10 @@ async fn up(args: Args) -> anyhow::Result<()> {
     }
     println!("each closed minute's top products follow (Ctrl-C stops)\n");
 
+    // The demo posts to ingest directly: it is the platform's own traffic, not a caller's.
     let demo = (!args.no_demo).then(|| {
         tokio::spawn(demo::run(
-            format!("{base}{}", ingest::ROUTE),
+            format!("{}{}", upstreams.ingest, ingest::ROUTE),
             args.demo_rate,
         ))
     });
@@ -302,8 +358,10 @@ async fn up(args: Args) -> anyhow::Result<()> {
         demo.abort();
     }
     printer.abort();
-    let _ = stop_server.send(());
-    let _ = server.await;
+    let _ = stop_servers.send(true);
+    for server in servers {
+        let _ = server.await;
+    }
     let _ = stop_relay.send(());
     let _ = relay.await;
     let stopped = engine.stop().await;
@@ -399,20 +457,6 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     writeln!(file, "{text}")?;
     file.sync_all()?;
     Ok(())
-}
-
-/// The description of every route `ecom up` serves.
-fn api_description() -> utoipa::openapi::OpenApi {
-    let mut doc = analytics_api::openapi();
-    doc.merge(ingest::openapi());
-    doc.merge(auth::openapi());
-    doc.merge(catalog::openapi());
-    doc.merge(customers::openapi());
-    doc.merge(orders::openapi());
-    doc.info.title = "ecom (ecom up)".to_owned();
-    doc.info.description =
-        Some("Every API of the platform as `ecom up` serves it on one address.".to_owned());
-    doc
 }
 
 /// Prints each closed minute's top products once every partition has fired it.

@@ -63,6 +63,25 @@ async fn an_order_in_ecom_up_counts_its_buyer_in_the_products_window() {
         .await
         .unwrap();
     assert_eq!(login.status().as_u16(), 200);
+    let token: Value = login.json().await.unwrap();
+
+    // Behind the gateway, writes need the token; reading analytics from this machine does not.
+    let authorization = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let http = reqwest::Client::builder()
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::AUTHORIZATION,
+            authorization.parse().unwrap(),
+        )]))
+        .build()
+        .unwrap();
+    let anonymous = reqwest::Client::new();
+    let (status, refused) = post(
+        &anonymous,
+        &format!("{base}/api/v1/products"),
+        &product("NO"),
+    )
+    .await;
+    assert_eq!(status, 401, "{refused}");
 
     let mug = create(&http, &format!("{base}/api/v1/products"), &product("MUG")).await;
     let ann = create(
@@ -95,7 +114,7 @@ async fn an_order_in_ecom_up_counts_its_buyer_in_the_products_window() {
     loop {
         let (status, _) = post(&http, &format!("{base}/api/v1/events"), &view).await;
         assert_eq!(status, 202);
-        let windows: Value = http
+        let windows: Value = anonymous
             .get(format!("{base}/api/v1/analytics/products/{mug}/windows"))
             .send()
             .await

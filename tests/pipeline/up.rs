@@ -267,8 +267,8 @@ async fn ecom_up_demo_traffic_flows_through_the_pipeline() {
         ) > 0.0
     );
     assert!(metrics.contains(r#"event_log_end_offset{topic="ecom-raw-events",partition="3"}"#));
-    // One description of every route it serves.
-    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", up_process.url()))
+    // One description of every route it serves, at the gateway's address.
+    let doc: serde_json::Value = reqwest::get(format!("{}/api/v1/openapi.json", up_process.url()))
         .await
         .expect("the description answers")
         .json()
@@ -278,6 +278,9 @@ async fn ecom_up_demo_traffic_flows_through_the_pipeline() {
         "/api/v1/events",
         "/api/v1/analytics/top",
         "/api/v1/analytics/stream",
+        "/api/v1/auth/token",
+        "/api/v1/products",
+        "/api/v1/orders/{id}/status",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is not described");
     }

@@ -18,9 +18,9 @@ struct Gateway {
 /// A gateway in front of `p`; ingest at a closed port, analytics at one that never answers.
 async fn gateway(p: &Platform, silent: &str) -> Gateway {
     let closed = format!("http://127.0.0.1:{}", testkit::free_port());
-    let config = gateway::Config {
-        addr: ([127, 0, 0, 1], 0).into(),
-        upstreams: gateway::UpstreamUrls {
+    let mut config = gateway::Config::new(
+        ([127, 0, 0, 1], 0).into(),
+        gateway::UpstreamUrls {
             auth: p.auth.base.clone(),
             catalog: p.catalog.base.clone(),
             customers: p.customers.base.clone(),
@@ -28,13 +28,13 @@ async fn gateway(p: &Platform, silent: &str) -> Gateway {
             ingest: closed,
             analytics: silent.to_owned(),
         },
-        verifier: VerifierConfig {
+        VerifierConfig {
             jwks_url: format!("{}/.well-known/jwks.json", p.auth.base),
             issuer: ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
         },
-        timeout: Duration::from_secs(1),
-    };
+    );
+    config.resilience.timeout = Duration::from_secs(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (addr, server) = gateway::build(config, async {
         let _ = stopped.await;

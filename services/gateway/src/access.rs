@@ -15,6 +15,15 @@ pub enum Upstream {
 }
 
 impl Upstream {
+    pub const ALL: [Upstream; 6] = [
+        Upstream::Auth,
+        Upstream::Catalog,
+        Upstream::Customers,
+        Upstream::Orders,
+        Upstream::Ingest,
+        Upstream::Analytics,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Upstream::Auth => "auth",
@@ -25,6 +34,49 @@ impl Upstream {
             Upstream::Analytics => "analytics",
         }
     }
+}
+
+/// Route classes, each with its own rate limit per caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Registration and tokens (`/api/v1/auth/*`, the key set).
+    Auth,
+    /// Reading the catalog, customers and orders.
+    Read,
+    /// Changing them.
+    Write,
+    /// Posting activity events.
+    Events,
+    /// The analytics API.
+    Analytics,
+}
+
+impl Class {
+    pub const ALL: [Class; 5] = [
+        Class::Auth,
+        Class::Read,
+        Class::Write,
+        Class::Events,
+        Class::Analytics,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Auth => "auth",
+            Class::Read => "read",
+            Class::Write => "write",
+            Class::Events => "events",
+            Class::Analytics => "analytics",
+        }
+    }
+}
+
+/// Where a request goes and what it asks of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub upstream: Upstream,
+    pub access: Access,
+    pub class: Class,
 }
 
 /// What a route asks of the caller.
@@ -69,30 +121,45 @@ fn under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
 }
 
-/// The service that owns `path`, and what `method` on it asks of the caller; `None` for a
-/// path no service owns.
-pub fn route(method: &Method, path: &str) -> Option<(Upstream, Access)> {
+/// The service that owns `path`, what `method` on it asks of the caller, and its rate-limit
+/// class; `None` for a path no service owns.
+pub fn route(method: &Method, path: &str) -> Option<Route> {
     let reading = method == Method::GET || method == Method::HEAD;
+    let crud = |upstream, access| Route {
+        upstream,
+        access,
+        class: if reading { Class::Read } else { Class::Write },
+    };
     if under(path, "/api/v1/auth") || path == "/.well-known/jwks.json" {
-        Some((Upstream::Auth, Access::Public))
+        Some(Route {
+            upstream: Upstream::Auth,
+            access: Access::Public,
+            class: Class::Auth,
+        })
     } else if under(path, "/api/v1/products") {
-        Some((
-            Upstream::Catalog,
-            if reading {
-                Access::Public
-            } else {
-                CATALOG_WRITERS
-            },
-        ))
+        let access = if reading {
+            Access::Public
+        } else {
+            CATALOG_WRITERS
+        };
+        Some(crud(Upstream::Catalog, access))
     } else if under(path, "/api/v1/customers") {
         // Which customer: the service checks that the token's subject owns the record.
-        Some((Upstream::Customers, PEOPLE))
+        Some(crud(Upstream::Customers, PEOPLE))
     } else if under(path, "/api/v1/orders") {
-        Some((Upstream::Orders, PEOPLE))
+        Some(crud(Upstream::Orders, PEOPLE))
     } else if path == "/api/v1/events" {
-        Some((Upstream::Ingest, Access::Public))
+        Some(Route {
+            upstream: Upstream::Ingest,
+            access: Access::Public,
+            class: Class::Events,
+        })
     } else if under(path, "/api/v1/analytics") {
-        Some((Upstream::Analytics, ANALYSTS))
+        Some(Route {
+            upstream: Upstream::Analytics,
+            access: ANALYSTS,
+            class: Class::Analytics,
+        })
     } else {
         None
     }
@@ -119,30 +186,35 @@ mod tests {
     fn the_brief_s_rules() {
         let get = Method::GET;
         let post = Method::POST;
+        let read = route(&get, "/api/v1/products/abc").unwrap();
         assert_eq!(
-            route(&get, "/api/v1/products/abc"),
-            Some((Upstream::Catalog, Access::Public))
+            (read.upstream, read.access, read.class),
+            (Upstream::Catalog, Access::Public, Class::Read)
         );
-        let (_, write) = route(&post, "/api/v1/products/batch").unwrap();
+        let write = route(&post, "/api/v1/products/batch").unwrap();
+        assert_eq!(write.class, Class::Write);
+        let write = write.access;
         assert!(write.admits(&claims(&["admin"], "")));
         assert!(write.admits(&claims(&[], "catalog:write")));
         assert!(!write.admits(&claims(&["customer"], "analytics:read")));
-        let (_, analytics) = route(&get, "/api/v1/analytics/top").unwrap();
+        let analytics = route(&get, "/api/v1/analytics/top").unwrap().access;
         assert!(analytics.admits(&claims(&[], "analytics:read")));
         assert!(!analytics.admits(&claims(&["customer"], "")));
-        let (_, orders) = route(&post, "/api/v1/orders").unwrap();
+        let orders = route(&post, "/api/v1/orders").unwrap().access;
         assert!(orders.admits(&claims(&["customer"], "")));
         assert!(!orders.admits(&claims(&[], "catalog:write")));
         assert_eq!(
             route(&post, "/api/v1/events"),
-            Some((Upstream::Ingest, Access::Public))
+            Some(Route {
+                upstream: Upstream::Ingest,
+                access: Access::Public,
+                class: Class::Events
+            })
         );
+        let token = route(&post, "/api/v1/auth/token").unwrap();
+        assert_eq!((token.upstream, token.class), (Upstream::Auth, Class::Auth));
         assert_eq!(
-            route(&post, "/api/v1/auth/token").map(|r| r.0),
-            Some(Upstream::Auth)
-        );
-        assert_eq!(
-            route(&get, "/.well-known/jwks.json").map(|r| r.0),
+            route(&get, "/.well-known/jwks.json").map(|r| r.upstream),
             Some(Upstream::Auth)
         );
         assert_eq!(route(&get, "/api/v1/productsx"), None);

@@ -1,39 +1,54 @@
 //! The gateway (`ecom gateway`, port 8080): the platform's one public entry. Every
 //! `/api/v1/...` path (and `/.well-known/jwks.json`) goes, unchanged, to the service that owns
-//! it ([`access::route`]), after the access rules of the design brief: a route that needs a
-//! token gets 401 `unauthorized` (with `WWW-Authenticate: Bearer`) for a missing or invalid one
-//! (expired, badly signed, `alg: none`, wrong issuer or audience), 403 `forbidden` for a valid
-//! one without the role or scope. Ownership (a customer's own orders) is the service's check.
+//! it ([`access::route`]), after, in this order:
 //!
-//! Every request carries an `X-Request-Id` (the caller's, or a new one) to the service and
-//! back. An upstream that cannot be reached is 503 `upstream_unavailable`; one that does not
-//! start answering within the timeout, 504 `upstream_timeout`. Bodies stream both ways (the
-//! analytics event stream passes through).
+//! 1. the access rules of the design brief: a route that needs a token gets 401 `unauthorized`
+//!    (with `WWW-Authenticate: Bearer`) for a missing or invalid one (expired, badly signed,
+//!    `alg: none`, wrong issuer or audience), 403 `forbidden` for a valid one without the role
+//!    or scope. Ownership (a customer's own orders) is the service's check;
+//! 2. the rate limit of the caller (token subject, else client address) on the route's class
+//!    ([`limits`]): 429 `rate_limited` with `Retry-After`; every limited answer carries the
+//!    `RateLimit-Policy` and `RateLimit` headers;
+//! 3. the upstream's breaker and bulkhead ([`upstream`]): 503 `upstream_unavailable` at once
+//!    while the service is failing or has too many requests in flight.
 //!
-//! Still to come (issue #10): rate limits (in process and through Redis), retries, circuit
-//! breakers and concurrency bounds per upstream, the merged API description, and `ecom up`
-//! behind the gateway.
+//! Then the request is forwarded with the caller's `X-Request-Id` (or a new one) and
+//! `X-Forwarded-For`; its body streams through, bounded in size (413) and time (408). No
+//! answer is 503 `upstream_unavailable`, no answer within the timeout 504 `upstream_timeout`;
+//! an idempotent request without a body (GET, HEAD, OPTIONS, DELETE, PUT) is retried once on
+//! either failure or a 502/503 answer, within the retry budget. Answers stream back (the
+//! analytics event stream passes through) with security headers added.
+//!
+//! The gateway also serves the merged API description at `/api/v1/openapi.json` and its docs
+//! page at `/docs` ([`openapi`]).
 
 pub mod access;
+pub mod limits;
+pub mod openapi;
+pub mod upstream;
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use futures_util::{Stream, TryStreamExt};
 use prometheus_client::registry::Registry;
-use service_common::auth::{AuthError, Verifier, VerifierConfig, bearer};
+use service_common::auth::{AuthError, Claims, Verifier, VerifierConfig, bearer};
 use service_common::http_metrics::HttpMetrics;
+use service_common::rest::BodyLimits;
 use service_common::{ApiError, Ops, ReadyCheck};
 
-use crate::access::{Access, Upstream, route};
+use crate::access::{Access, Class, Route, Upstream, route};
+use crate::limits::{Decision, Limiter, RateLimits, RedisConfig, Who, address_principal};
+use crate::upstream::{Refusal, Resilience, Service};
 
 /// The services' base URLs (`AUTH_URL`, `CATALOG_URL`, ...).
 #[derive(Debug, Clone)]
@@ -46,54 +61,138 @@ pub struct UpstreamUrls {
     pub analytics: String,
 }
 
+impl UpstreamUrls {
+    fn of(&self, upstream: Upstream) -> &str {
+        match upstream {
+            Upstream::Auth => &self.auth,
+            Upstream::Catalog => &self.catalog,
+            Upstream::Customers => &self.customers,
+            Upstream::Orders => &self.orders,
+            Upstream::Ingest => &self.ingest,
+            Upstream::Analytics => &self.analytics,
+        }
+    }
+}
+
 /// Settings of the gateway.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub addr: SocketAddr,
     pub upstreams: UpstreamUrls,
     /// How tokens are checked (the auth service's JWKS, or an external provider's).
     pub verifier: VerifierConfig,
-    /// How long an upstream may take to start answering.
-    pub timeout: Duration,
+    /// Timeouts, retries, breakers and bulkheads toward the services.
+    pub resilience: Resilience,
+    pub rate_limits: RateLimits,
+    /// Shares the rate limits with every replica (`REDIS_URL`).
+    pub redis: Option<RedisConfig>,
+    /// Request bodies: the largest forwarded, and how long one may take to arrive.
+    pub body: BodyLimits,
+    /// Header read timeout and connection bound of the listener.
+    pub server: service_common::Limits,
+    /// Proxies in front of the gateway (a load balancer: 1) whose `X-Forwarded-For` entries
+    /// are trusted to name the client.
+    pub trusted_proxies: usize,
+    /// The description served at `/api/v1/openapi.json` (see [`openapi::describe`]).
+    pub api: Option<utoipa::openapi::OpenApi>,
+    /// Whether callers on this machine read the analytics API without a token (`ecom up`,
+    /// whose dashboard needs no login on loopback).
+    pub local_analytics: bool,
+}
+
+impl Config {
+    /// The defaults around `addr`, `upstreams` and `verifier`.
+    pub fn new(addr: SocketAddr, upstreams: UpstreamUrls, verifier: VerifierConfig) -> Config {
+        Config {
+            addr,
+            upstreams,
+            verifier,
+            resilience: Resilience::default(),
+            rate_limits: RateLimits::default(),
+            redis: None,
+            body: BodyLimits {
+                max_bytes: 8 << 20,
+                read_timeout: Duration::from_secs(30),
+            },
+            server: service_common::Limits::default(),
+            trusted_proxies: 0,
+            api: None,
+            local_analytics: false,
+        }
+    }
 }
 
 struct Gateway {
-    urls: HashMap<Upstream, String>,
+    services: Vec<Service>,
     verifier: Verifier,
+    limiter: Arc<Limiter>,
     http: reqwest::Client,
-    timeout: Duration,
+    body: BodyLimits,
+    trusted_proxies: usize,
+    local_analytics: bool,
+}
+
+impl Gateway {
+    fn service(&self, upstream: Upstream) -> &Service {
+        self.services
+            .iter()
+            .find(|s| s.upstream == upstream)
+            .expect("a service per upstream")
+    }
 }
 
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The gateway's routes: what [`build`] serves.
-pub fn part(config: &Config, http: Arc<HttpMetrics>) -> (Router, ReadyCheck) {
-    let u = &config.upstreams;
-    let trim = |url: &str| url.trim_end_matches('/').to_owned();
-    let urls = HashMap::from([
-        (Upstream::Auth, trim(&u.auth)),
-        (Upstream::Catalog, trim(&u.catalog)),
-        (Upstream::Customers, trim(&u.customers)),
-        (Upstream::Orders, trim(&u.orders)),
-        (Upstream::Ingest, trim(&u.ingest)),
-        (Upstream::Analytics, trim(&u.analytics)),
-    ]);
+/// The gateway's routes: what [`build`] serves. Registers its metrics in `registry` (the
+/// gateway's own HTTP metrics under the `gateway_` prefix, so that they stay apart from the
+/// services' in a process that runs both). Errors for a malformed `REDIS_URL`.
+pub fn part(config: &Config, registry: &mut Registry) -> Result<(Router, ReadyCheck), String> {
+    let metrics = upstream::Metrics::register(registry);
+    let services = Upstream::ALL
+        .into_iter()
+        .map(|u| {
+            Service::new(
+                u,
+                config.upstreams.of(u).to_owned(),
+                config.resilience,
+                metrics.clone(),
+            )
+        })
+        .collect();
+    let limiter = Limiter::new(config.rate_limits.clone(), config.redis.clone(), registry)?;
+    let http_metrics = HttpMetrics::register(registry.sub_registry_with_prefix("gateway"));
     let gateway = Arc::new(Gateway {
-        urls,
+        services,
         verifier: Verifier::new(config.verifier.clone()),
+        limiter,
         http: reqwest::Client::builder()
-            .connect_timeout(config.timeout)
+            .connect_timeout(config.resilience.timeout.min(Duration::from_secs(2)))
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
             .build()
-            .unwrap_or_default(),
-        timeout: config.timeout,
+            .map_err(|e| e.to_string())?,
+        body: config.body,
+        trusted_proxies: config.trusted_proxies,
+        local_analytics: config.local_analytics,
     });
-    let router = Router::new().fallback(proxy).with_state(gateway).layer(
-        axum::middleware::from_fn_with_state(http, service_common::http_metrics::track),
-    );
+    let mut router = Router::new();
+    if let Some(api) = &config.api {
+        router = router.merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", api.clone()),
+        );
+    }
+    let router = router
+        .fallback(proxy)
+        .with_state(gateway)
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            service_common::http_metrics::track,
+        ));
+    // Ready whatever the services' state: one service down must not take the entry away.
     let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
-    (router, ready)
+    Ok((router, ready))
 }
 
 /// The gateway on `config.addr` until `shutdown` resolves.
@@ -102,9 +201,42 @@ pub async fn build(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
-    let http = HttpMetrics::register(&mut registry);
-    let (router, ready) = part(&config, http);
-    service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
+    let (router, ready) = part(&config, &mut registry).map_err(std::io::Error::other)?;
+    service_common::serve_with(
+        config.addr,
+        router,
+        Ops::new(registry, ready),
+        config.server,
+        shutdown,
+    )
+    .await
+}
+
+/// The security headers of every answer, where the service did not set its own.
+async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
+    let docs = request.uri().path().starts_with("/docs");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let policy = if docs {
+        // Swagger UI: its own scripts and styles, inline styles, data: images.
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+         frame-ancestors 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'"
+    };
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("content-security-policy", policy),
+        ("cross-origin-opener-policy", "same-origin"),
+        ("cross-origin-resource-policy", "same-origin"),
+    ] {
+        if !headers.contains_key(name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
 }
 
 fn unauthorized(message: &str, token_given: bool) -> Response {
@@ -122,7 +254,8 @@ fn unauthorized(message: &str, token_given: bool) -> Response {
     response
 }
 
-/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1). The length goes
+/// through: bodies stream unchanged.
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
@@ -130,12 +263,12 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             | "keep-alive"
             | "proxy-authenticate"
             | "proxy-authorization"
+            | "proxy-connection"
             | "te"
             | "trailer"
             | "transfer-encoding"
             | "upgrade"
             | "host"
-            | "content-length"
     )
 }
 
@@ -153,25 +286,46 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         })
 }
 
+/// The client's address: the peer's, or with `trusted` proxies in front, the entry they
+/// appended to `X-Forwarded-For` (the last `trusted` entries are theirs; the one before is
+/// what the first of them saw).
+fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: usize) -> IpAddr {
+    if trusted == 0 {
+        return peer.ip();
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    hops.len()
+        .checked_sub(trusted)
+        .and_then(|i| hops.get(i))
+        .and_then(|ip| ip.parse().ok())
+        .unwrap_or(peer.ip())
+}
+
 async fn proxy(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
     let id = request_id(request.headers());
-    let mut response = forward(&gateway, peer, id.clone(), request).await;
+    let mut response = handle(&gateway, peer, id.clone(), request).await;
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }
 
-async fn forward(
+async fn handle(
     gateway: &Gateway,
     peer: SocketAddr,
     id: HeaderValue,
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let Some((upstream, access)) = route(&parts.method, parts.uri.path()) else {
+    let Some(route) = route(&parts.method, parts.uri.path()) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -179,12 +333,25 @@ async fn forward(
         )
         .into_response();
     };
-    if access != Access::Public {
-        let Some(token) = bearer(&parts.headers) else {
-            return unauthorized("this route needs a bearer token", false);
-        };
-        match gateway.verifier.verify(token).await {
-            Ok(claims) if access.admits(&claims) => {}
+    let client = client_ip(peer, &parts.headers, gateway.trusted_proxies);
+    let access = if gateway.local_analytics
+        && route.class == Class::Analytics
+        && peer.ip().is_loopback()
+        && gateway.trusted_proxies == 0
+    {
+        Access::Public
+    } else {
+        route.access
+    };
+    let anonymous = || (Who::Anonymous, address_principal(client));
+
+    // Who is calling: a valid token's subject, or else the client's address. A token that
+    // does not verify is refused where one is needed and ignored where none is.
+    let caller = match (bearer(&parts.headers), access) {
+        (None, Access::Public) => Ok(None),
+        (None, _) => Err(unauthorized("this route needs a bearer token", false)),
+        (Some(token), access) => match gateway.verifier.verify(token).await {
+            Ok(claims) if access.admits(&claims) => Ok(Some(claims)),
             Ok(_) => {
                 return ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -193,22 +360,202 @@ async fn forward(
                 )
                 .into_response();
             }
-            Err(AuthError::Invalid(reason)) => return unauthorized(&reason, true),
+            Err(_) if access == Access::Public => Ok(None),
+            Err(AuthError::Invalid(reason)) => Err(unauthorized(&reason, true)),
             Err(e @ AuthError::KeysUnavailable(_)) => {
                 tracing::warn!(error = %e, "cannot check tokens");
-                return ApiError::new(
+                Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "auth_unavailable",
                     e.to_string(),
                 )
                 .retry_after(1)
-                .into_response();
+                .into_response())
+            }
+        },
+    };
+    let (who, principal) = match &caller {
+        Ok(Some(claims)) => (who_is(claims), claims.sub.clone()),
+        _ => anonymous(),
+    };
+    // Refused callers count against their address too, so that bad tokens cannot flood.
+    let decision = gateway.limiter.check(who, route.class, &principal).await;
+    if let Some(refused) = decision.as_ref().filter(|d| !d.allowed) {
+        return rate_limited(refused);
+    }
+    if let Err(refusal) = caller {
+        return refusal;
+    }
+    let mut response = forward(gateway, route, parts, body, id, peer).await;
+    if let Some(decision) = &decision {
+        limit_headers(response.headers_mut(), decision);
+    }
+    response
+}
+
+fn who_is(claims: &Claims) -> Who {
+    if claims.roles.is_empty() {
+        Who::Client
+    } else {
+        Who::Person
+    }
+}
+
+fn limit_headers(headers: &mut HeaderMap, decision: &Decision) {
+    for (name, value) in [
+        ("ratelimit-policy", decision.policy_header()),
+        ("ratelimit", decision.state_header()),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+fn rate_limited(decision: &Decision) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "too many requests ({} allows {}/s, bursts of {}); retry in {} s",
+            decision.policy,
+            decision.rate.per_second,
+            decision.rate.burst,
+            decision.retry_after_secs
+        ),
+    )
+    .retry_after(u32::try_from(decision.retry_after_secs).unwrap_or(u32::MAX))
+    .into_response();
+    limit_headers(response.headers_mut(), decision);
+    response
+}
+
+/// What went wrong with a request body on its way through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyProblem {
+    TooLarge,
+    TooSlow,
+    /// The client's connection failed mid-body.
+    Broken,
+}
+
+/// A request body streamed to the service, cut off (and the problem noted) past the size
+/// limit or the deadline.
+struct Guarded {
+    inner: axum::body::BodyDataStream,
+    seen: usize,
+    max: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    problem: Arc<OnceLock<BodyProblem>>,
+}
+
+impl Guarded {
+    fn fail(&self, problem: BodyProblem) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let _ = self.problem.set(problem);
+        Poll::Ready(Some(Err(std::io::Error::other(format!("{problem:?}")))))
+    }
+}
+
+impl Stream for Guarded {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.seen += chunk.len();
+                if this.seen > this.max {
+                    return this.fail(BodyProblem::TooLarge);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(_))) => this.fail(BodyProblem::Broken),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_ready() {
+                    this.fail(BodyProblem::TooSlow)
+                } else {
+                    Poll::Pending
+                }
             }
         }
     }
+}
+
+fn body_problem(problem: BodyProblem, limits: BodyLimits) -> Response {
+    match problem {
+        BodyProblem::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {} bytes", limits.max_bytes),
+        ),
+        BodyProblem::TooSlow => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {:?}", limits.read_timeout),
+        ),
+        BodyProblem::Broken => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            "the connection failed while the body was being sent",
+        ),
+    }
+    .into_response()
+}
+
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
+}
+
+async fn forward(
+    gateway: &Gateway,
+    route: Route,
+    parts: axum::http::request::Parts,
+    body: Body,
+    id: HeaderValue,
+    peer: SocketAddr,
+) -> Response {
+    let limits = gateway.body;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return body_problem(BodyProblem::TooLarge, limits);
+    }
+    let service = gateway.service(route.upstream);
+    let name = route.upstream.name();
+    let attempt = match service.admit() {
+        Ok(attempt) => attempt,
+        Err(Refusal::Open(wait)) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                format!("{name} is failing; the gateway stopped calling it for a moment"),
+            )
+            .retry_after(u32::try_from(wait.as_secs().max(1)).unwrap_or(1))
+            .into_response();
+        }
+        Err(Refusal::Busy) => {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                format!(
+                    "{name} has {} requests in flight already",
+                    service.config().max_in_flight
+                ),
+            )
+            .retry_after(1)
+            .into_response();
+        }
+    };
 
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{path}", gateway.urls[&upstream]);
+    let url = format!("{}{path}", service.base_url);
     let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
     for (name, value) in &parts.headers {
         if !hop_by_hop(name) {
@@ -227,38 +574,87 @@ async fn forward(
     if let Ok(value) = HeaderValue::from_str(&forwarded) {
         headers.insert("x-forwarded-for", value);
     }
-    let body = reqwest::Body::wrap_stream(body.into_data_stream());
-    let sent = gateway
-        .http
-        .request(parts.method, url)
-        .headers(headers)
-        .body(body)
-        .send();
-    let answered = match tokio::time::timeout(gateway.timeout, sent).await {
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                format!(
-                    "{} did not answer within {:?}",
-                    upstream.name(),
-                    gateway.timeout
-                ),
-            )
-            .into_response();
+
+    // A request without a body can be sent again; one with a body streams through once.
+    let empty = http_body::Body::size_hint(&body).exact() == Some(0);
+    let retryable = empty && idempotent(&parts.method);
+    let problem = Arc::new(OnceLock::new());
+    let mut body = Some(body);
+    let deadline = Instant::now() + service.config().timeout;
+    let mut attempts = 0;
+    let answered = loop {
+        attempts += 1;
+        let request_body = match body.take() {
+            Some(body) if !empty => reqwest::Body::wrap_stream(Guarded {
+                inner: body.into_data_stream(),
+                seen: 0,
+                max: limits.max_bytes,
+                deadline: Box::pin(tokio::time::sleep(limits.read_timeout)),
+                problem: problem.clone(),
+            }),
+            _ => reqwest::Body::from(Bytes::new()),
+        };
+        let sent = gateway
+            .http
+            .request(parts.method.clone(), &url)
+            .headers(headers.clone())
+            .body(request_body)
+            .send();
+        let outcome = tokio::time::timeout_at(deadline.into(), sent).await;
+        if let Some(problem) = problem.get() {
+            attempt.abandon();
+            return body_problem(*problem, limits);
         }
-        Ok(Err(e)) => {
-            tracing::warn!(upstream = upstream.name(), error = %e, "upstream failed");
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_unavailable",
-                format!("{} is unavailable", upstream.name()),
-            )
-            .retry_after(1)
-            .into_response();
+        let again = retryable
+            && attempts < service.config().attempts
+            && Instant::now() + Duration::from_millis(50) < deadline;
+        match outcome {
+            Err(_) => {
+                attempt.finish("timeout", true);
+                return ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    format!(
+                        "{name} did not answer within {:?}",
+                        service.config().timeout
+                    ),
+                )
+                .into_response();
+            }
+            Ok(Err(e)) => {
+                if again && service.take_retry() {
+                    tracing::debug!(upstream = name, error = %e, "retrying");
+                    tokio::time::sleep(jitter()).await;
+                    continue;
+                }
+                tracing::warn!(upstream = name, error = %e, "upstream failed");
+                attempt.finish("unavailable", true);
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "upstream_unavailable",
+                    format!("{name} is unavailable"),
+                )
+                .retry_after(1)
+                .into_response();
+            }
+            Ok(Ok(answered)) => {
+                let status = answered.status();
+                let failing = matches!(status.as_u16(), 502..=504);
+                if failing && again && service.take_retry() {
+                    tokio::time::sleep(jitter()).await;
+                    continue;
+                }
+                let outcome = if status.is_server_error() {
+                    "error"
+                } else {
+                    "ok"
+                };
+                attempt.finish(outcome, failing);
+                break answered;
+            }
         }
-        Ok(Ok(answered)) => answered,
     };
+
     let mut response = Response::builder().status(answered.status());
     if let Some(headers) = response.headers_mut() {
         for (name, value) in answered.headers() {
@@ -271,4 +667,44 @@ async fn forward(
     response
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// 10 to 30 ms: a retry soon, but not in step with every other retrying request.
+fn jitter() -> Duration {
+    let spread = uuid::Uuid::new_v4().as_u128() % 20_000;
+    Duration::from_micros(10_000 + spread as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_through_trusted_proxies() {
+        let peer: SocketAddr = "10.0.0.9:5000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        assert_eq!(client_ip(peer, &headers, 1), peer.ip());
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 203.0.113.7"),
+        );
+        assert_eq!(client_ip(peer, &headers, 0), peer.ip());
+        assert_eq!(
+            client_ip(peer, &headers, 1),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip(peer, &headers, 2),
+            "1.1.1.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(peer, &headers, 3), peer.ip());
+    }
+
+    #[test]
+    fn only_idempotent_methods_are_retried() {
+        assert!(idempotent(&Method::GET));
+        assert!(idempotent(&Method::DELETE));
+        assert!(!idempotent(&Method::POST));
+        assert!(!idempotent(&Method::PATCH));
+    }
 }

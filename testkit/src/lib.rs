@@ -4,10 +4,11 @@
 //! - [`Broker`]: tansu 0.6.0, a Kafka-protocol broker, in-memory storage;
 //! - [`Moto`]: moto's server, a DynamoDB and S3 endpoint;
 //! - [`Postgres`]: a throwaway PostgreSQL 15 cluster (`initdb` + `pg_ctl`), a fresh database
-//!   per test.
+//!   per test;
+//! - [`Redis`]: a Redis 7 server (Debian's `redis-server`), nothing persisted.
 //!
-//! `scripts/servers.sh install` puts both under `target/servers/` (what `scripts/test.sh`
-//! runs first). A test that needs a server and cannot find it fails, saying how to get it:
+//! `scripts/servers.sh install` puts them under `target/servers/` or installs the Debian
+//! packages (what `scripts/test.sh` runs first). A test that needs a server and cannot find it fails, saying how to get it:
 //! it never passes without the server.
 
 use std::io::{BufRead, BufReader, Read};
@@ -211,6 +212,87 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A Redis server on a free loopback port that keeps nothing on disk; [`Redis::kill`] and
+/// [`Redis::restart`] for tests of what happens when it goes away.
+pub struct Redis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts it again on the same port (empty) after [`Redis::kill`].
+    pub fn restart(&mut self) {
+        self.kill();
+        let binary = find("ECOM_REDIS_BIN", PathBuf::from("/usr/bin/redis-server"));
+        let mut child = Command::new(&binary)
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        wait_for_port(self.port, &mut child, "redis", Duration::from_secs(30));
+        // Its log says nothing a test needs; draining it keeps the pipe from filling.
+        for out in [
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut { out }, &mut std::io::sink());
+            });
+        }
+        self.child = Some(child);
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

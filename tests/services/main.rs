@@ -8,5 +8,6 @@ mod auth_api;
 mod catalog_api;
 mod customers_api;
 mod gateway_api;
+mod gateway_limits;
 mod orders_api;
 mod outbox;

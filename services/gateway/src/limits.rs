@@ -383,13 +383,19 @@ impl Limiter {
         redis: Option<RedisConfig>,
         registry: &mut Registry,
     ) -> Result<Arc<Limiter>, String> {
+        let redis_up = Gauge::default();
         let shared = match redis {
             None => None,
             Some(config) => {
                 let client = redis::Client::open(config.url.as_str())
                     .map_err(|e| format!("REDIS_URL: {e}"))?;
                 let connection = Arc::new(OnceLock::new());
-                tokio::spawn(connect(client, connection.clone(), config.timeout));
+                tokio::spawn(connect(
+                    client,
+                    connection.clone(),
+                    config.timeout,
+                    redis_up.clone(),
+                ));
                 Some(Shared {
                     connection,
                     script: redis::Script::new(SCRIPT),
@@ -405,7 +411,7 @@ impl Limiter {
             shared,
             refused: Family::default(),
             fallbacks: Counter::default(),
-            redis_up: Gauge::default(),
+            redis_up,
         };
         registry.register(
             "gateway_rate_limited",
@@ -507,6 +513,7 @@ async fn connect(
     client: redis::Client,
     into: Arc<OnceLock<redis::aio::ConnectionManager>>,
     timeout: Duration,
+    up: Gauge,
 ) {
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout.max(Duration::from_millis(200))))
@@ -516,6 +523,8 @@ async fn connect(
         match redis::aio::ConnectionManager::new_with_config(client.clone(), config.clone()).await {
             Ok(connection) => {
                 let _ = into.set(connection);
+                up.set(1);
+                tracing::info!("rate limits shared through Redis");
                 return;
             }
             Err(e) => {

@@ -1,0 +1,600 @@
+//! The gateway as its own process (`ecom gateway`, as deployed) in front of the real services
+//! on SQLite: rate limits in process and shared by two gateways through a real Redis (which is
+//! then killed), the circuit breaker around a stopped service, timeouts, which requests are
+//! retried, and slow clients.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use testkit::prometheus::value;
+
+use crate::support::{AUDIENCE, Answer, Backend, ISSUER, Platform};
+
+/// `ecom gateway` on a free port, killed when dropped.
+struct GatewayProcess {
+    child: Child,
+    base: String,
+}
+
+impl GatewayProcess {
+    /// In front of `p`'s services (ingest and analytics at `ingest`, `analytics` when given,
+    /// else a closed port), with `env` on top.
+    async fn start(p: &Platform, upstreams: &[(&str, &str)], env: &[(&str, &str)]) -> Self {
+        let port = testkit::free_port();
+        let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ecom"));
+        command
+            .args(["gateway", "--addr", &format!("127.0.0.1:{port}")])
+            .env("AUTH_URL", &p.auth.base)
+            .env("CATALOG_URL", &p.catalog.base)
+            .env("CUSTOMERS_URL", &p.customers.base)
+            .env("ORDERS_URL", &p.orders.base)
+            .env("INGEST_URL", &closed)
+            .env("ANALYTICS_URL", &closed)
+            .env("ECOM_TOKEN_ISSUER", ISSUER)
+            .env("ECOM_TOKEN_AUDIENCE", AUDIENCE)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        for (name, value) in upstreams.iter().chain(env) {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("ecom gateway starts");
+        let gateway = GatewayProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{}/healthz", gateway.base))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the gateway never listened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        gateway
+    }
+
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = reqwest::Client::new().get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Answer::read(request.send().await.unwrap(), path).await
+    }
+
+    /// Waits until the shared limits on Redis answer (the connection is made in the background).
+    async fn wait_for_redis(&self, up: bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let wanted = if up { 1.0 } else { 0.0 };
+        loop {
+            if up {
+                // A decision moves the gauge once the connection is back.
+                let _ = self.get("/api/v1/products?limit=1", None).await;
+            }
+            if value(&self.metrics().await, "gateway_rate_limit_redis_up") == wanted {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway's Redis never became {}",
+                if up { "reachable" } else { "unreachable" }
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn machine_token(p: &Platform, id: &str, scopes: &str) -> String {
+    let secret = "a-long-machine-secret-for-tests";
+    auth::ensure_client(&p.auth_db, id, secret, scopes)
+        .await
+        .unwrap();
+    let r = p
+        .http
+        .post(format!("{}/api/v1/auth/token", p.auth.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let a = Answer::read(r, "token").await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    a.body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_gets_429_with_retry_after_and_the_rate_limit_headers() {
+    let p = Platform::start(Backend::Sqlite).await;
+    let g = GatewayProcess::start(
+        &p,
+        &[],
+        &[("RATE_LIMITS", "anonymous.read=5/s:5,client.read=3/min:3")],
+    )
+    .await;
+
+    for remaining in (0..5).rev() {
+        let a = g.get("/api/v1/products", None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.header("ratelimit-policy"), "\"anonymous-read\";q=5;w=1");
+        assert!(
+            a.header("ratelimit")
+                .starts_with(&format!("\"anonymous-read\";r={remaining};t=")),
+            "{}",
+            a.header("ratelimit")
+        );
+        // The gateway's own headers, on every answer.
+        assert_eq!(a.header("x-content-type-options"), "nosniff");
+        assert_eq!(a.header("x-frame-options"), "DENY");
+        assert!(!a.header("x-request-id").is_empty());
+    }
+    let refused = g.get("/api/v1/products", None).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.code(), "rate_limited");
+    assert_eq!(refused.header("retry-after"), "1");
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        "\"anonymous-read\";q=5;w=1"
+    );
+    assert!(
+        refused
+            .header("ratelimit")
+            .starts_with("\"anonymous-read\";r=0;")
+    );
+    // Another route class keeps its own allowance: the token endpoint answers (its 400 is the
+    // auth service's: the form is empty).
+    let other = p
+        .http
+        .post(format!("{}/api/v1/auth/token", g.base))
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(other.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A machine client is limited by its own subject, not the address.
+    let token = machine_token(&p, "load-test", "catalog:write").await;
+    for _ in 0..3 {
+        let a = g.get("/api/v1/products", Some(&token)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        assert_eq!(a.header("ratelimit-policy"), "\"client-read\";q=3;w=60");
+    }
+    let refused = g.get("/api/v1/products", Some(&token)).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.header("retry-after").parse().unwrap();
+    assert!((15..=20).contains(&wait), "one request per 20 s: {wait}");
+    // After Retry-After, admitted again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(g.get("/api/v1/products", None).await.status, StatusCode::OK);
+    let metrics = g.metrics().await;
+    assert_eq!(
+        value(
+            &metrics,
+            r#"gateway_rate_limited_total{policy="anonymous-read"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"gateway_rate_limited_total{policy="client-read"}"#
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_one_limit_on_redis_and_keep_serving_when_it_dies() {
+    let p = Platform::start(Backend::Sqlite).await;
+    let mut redis = testkit::Redis::start();
+    // Ten requests a minute, so that refilling during the test does not blur the count.
+    let env = [
+        ("REDIS_URL", redis.url()),
+        ("RATE_LIMITS", "anonymous.read=10/min:10".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = GatewayProcess::start(&p, &[], &env).await;
+    let b = GatewayProcess::start(&p, &[], &env).await;
+    a.wait_for_redis(true).await;
+    b.wait_for_redis(true).await;
+    // Waiting spent some: whatever is left, the two gateways together admit exactly that.
+    let first = a.get("/api/v1/products", None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let left: usize = first
+        .header("ratelimit")
+        .split(";r=")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap();
+    assert!(left >= 2, "{}", first.header("ratelimit"));
+    let mut admitted = 0;
+    for i in 0..left + 3 {
+        let g = if i % 2 == 0 { &a } else { &b };
+        let answer = g.get("/api/v1/products", None).await;
+        match answer.status {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("{other}: {}", answer.body),
+        }
+    }
+    assert_eq!(admitted, left, "one limit across both gateways");
+    assert_eq!(
+        value(&a.metrics().await, "gateway_rate_limit_fallbacks_total"),
+        0.0
+    );
+
+    // Redis dies: requests are still served, limited per process, and the metric says so.
+    redis.kill();
+    let answer = a.get("/api/v1/products", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = b.get("/api/v1/products", None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    a.wait_for_redis(false).await;
+    assert!(value(&a.metrics().await, "gateway_rate_limit_fallbacks_total") >= 1.0);
+    // Back on the same port, empty: the gateways share it again.
+    redis.restart();
+    a.wait_for_redis(true).await;
+    b.wait_for_redis(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_opens_the_breaker_and_recovers_after_restart() {
+    let mut p = Platform::start(Backend::Sqlite).await;
+    let g = GatewayProcess::start(
+        &p,
+        &[],
+        &[
+            ("RATE_LIMITS", "off"),
+            ("ECOM_BREAKER_FAILURES", "3"),
+            ("ECOM_BREAKER_OPEN_FOR", "1s"),
+        ],
+    )
+    .await;
+    assert_eq!(g.get("/api/v1/products", None).await.status, StatusCode::OK);
+    let catalog_addr: SocketAddr = p
+        .catalog
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    p.catalog.stop().await;
+
+    // Three failures (each tried twice) open the breaker; then 503 at once, without calling.
+    for _ in 0..3 {
+        let a = g.get("/api/v1/products", None).await;
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+        assert_eq!(a.code(), "upstream_unavailable");
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("unavailable")
+        );
+    }
+    let before = g.metrics().await;
+    assert_eq!(
+        value(&before, r#"gateway_breaker_state{upstream="catalog"}"#),
+        1.0
+    );
+    let fast = Instant::now();
+    let a = g.get("/api/v1/products", None).await;
+    let took = fast.elapsed();
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        a.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped calling"),
+        "{}",
+        a.body
+    );
+    assert_eq!(a.header("retry-after"), "1");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    let after = g.metrics().await;
+    let outcome = |m: &str, o: &str| {
+        value(
+            m,
+            &format!(r#"gateway_upstream_requests_total{{upstream="catalog",outcome="{o}"}}"#),
+        )
+    };
+    assert_eq!(
+        outcome(&after, "breaker_open"),
+        outcome(&before, "breaker_open") + 1.0
+    );
+    assert_eq!(outcome(&after, "unavailable"), 3.0);
+    // The other services are not affected.
+    let r = g.get("/.well-known/jwks.json", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // The catalog comes back on its address: after the open period, a probe closes the breaker.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (_, server) = catalog::build(
+        catalog::Config {
+            addr: catalog_addr,
+            body: crate::support::body_limits(),
+        },
+        p.catalog_db.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .expect("the catalog binds its old address again");
+    tokio::spawn(server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = g.get("/api/v1/products", None).await;
+        if a.status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "the breaker never closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        value(
+            &g.metrics().await,
+            r#"gateway_breaker_state{upstream="catalog"}"#
+        ),
+        0.0
+    );
+    drop(stop);
+}
+
+/// An upstream that drops the first request of each method without answering (after reading
+/// it whole, so the service may well have acted on it), and answers `{}` to later ones.
+struct Flaky {
+    base: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Flaky {
+    fn start() -> Flaky {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        let Some((method, _)) = read_request(&mut stream) else {
+                            return;
+                        };
+                        let first = {
+                            let mut log = log.lock().unwrap();
+                            let first = !log.contains(&method);
+                            log.push(method);
+                            first
+                        };
+                        if first {
+                            return; // closes the connection unanswered
+                        }
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+                        );
+                    }
+                });
+            }
+        });
+        Flaky { base, seen }
+    }
+
+    fn count(&self, method: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| *m == method)
+            .count()
+    }
+}
+
+/// One HTTP/1.1 request's method and body (by `content-length`), or `None` at the end.
+fn read_request(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let method = head.split(' ').next()?.to_owned();
+    let length = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).ok()?;
+    Some((method, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_get_is_retried_and_a_post_never_is() {
+    let p = Platform::start(Backend::Sqlite).await;
+    let flaky = Flaky::start();
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let g = GatewayProcess::start(
+        &p,
+        &[
+            ("CATALOG_URL", flaky.base.as_str()),
+            ("INGEST_URL", flaky.base.as_str()),
+            ("CUSTOMERS_URL", silent_url.as_str()),
+        ],
+        &[("RATE_LIMITS", "off"), ("ECOM_UPSTREAM_TIMEOUT", "1s")],
+    )
+    .await;
+
+    // The GET's first attempt is dropped; the gateway tries again and the caller sees 200.
+    let a = g.get("/api/v1/products", None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(flaky.count("GET"), 2);
+    // The POST's is dropped too, but it may have been acted on: never sent twice.
+    let r = p
+        .http
+        .post(format!("{}/api/v1/events", g.base))
+        .json(&json!({"user_id": "u", "product_id": "p", "event_type": "VIEW_PRODUCT", "timestamp": "2026-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    let a = Answer::read(r, "events").await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+    assert_eq!(a.code(), "upstream_unavailable");
+    assert_eq!(flaky.count("POST"), 1);
+    let metrics = g.metrics().await;
+    assert_eq!(
+        value(
+            &metrics,
+            r#"gateway_upstream_retries_total{upstream="catalog"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &metrics,
+            r#"gateway_upstream_retries_total{upstream="ingest"}"#
+        ),
+        0.0
+    );
+
+    // A service that accepts and never answers: 504 within the timeout (not retried).
+    let admin = "an-admin-password-for-tests";
+    auth::ensure_admin(&p.auth_db, admin).await.unwrap();
+    let r = p
+        .http
+        .post(format!("{}/api/v1/auth/token", g.base))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", admin),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let login = Answer::read(r, "token").await;
+    let admin_token = login.body["access_token"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    let a = g.get("/api/v1/customers", Some(&admin_token)).await;
+    let took = started.elapsed();
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.body);
+    assert_eq!(a.code(), "upstream_timeout");
+    assert!(
+        took >= Duration::from_millis(950) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_half_sent_requests_are_closed_while_others_are_served() {
+    let p = Platform::start(Backend::Sqlite).await;
+    let g = GatewayProcess::start(
+        &p,
+        &[],
+        &[
+            ("RATE_LIMITS", "off"),
+            ("ECOM_HEADER_TIMEOUT", "2s"),
+            ("ECOM_BODY_TIMEOUT", "2s"),
+        ],
+    )
+    .await;
+    let addr: SocketAddr = g.base.trim_start_matches("http://").parse().unwrap();
+
+    // A thousand connections that send half a request's headers and stop.
+    let opened = Instant::now();
+    let stalled: Vec<TcpStream> = (0..1000)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // And a few whose body stops half-way.
+    let bodies: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(
+                b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"email\":",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+
+    // Meanwhile, normal requests are served, while the stalled ones are still open.
+    for _ in 0..20 {
+        let a = g.get("/api/v1/products", None).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    }
+    let last = stalled.last().unwrap();
+    last.set_nonblocking(true).unwrap();
+    let still_open = matches!(
+        (&*last).read(&mut [0u8; 16]),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    );
+    assert!(still_open, "served before the stalled requests timed out");
+    last.set_nonblocking(false).unwrap();
+
+    // Each stalled connection is closed after the header timeout: reading sees its end.
+    let check = tokio::task::spawn_blocking(move || {
+        for mut s in stalled {
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            let mut buf = [0u8; 512];
+            match s.read(&mut buf) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                Err(e) => panic!("a stalled connection stayed open: {e}"),
+            }
+        }
+        // A stalled body is answered 408 after the body timeout.
+        for mut s in bodies {
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+            assert!(answer.contains("body_timeout"), "{answer}");
+        }
+    });
+    check.await.unwrap();
+    let closed_after = opened.elapsed();
+    assert!(
+        closed_after >= Duration::from_secs(2) && closed_after < Duration::from_secs(15),
+        "{closed_after:?}"
+    );
+    // And the gateway is still serving.
+    let a = g.get("/api/v1/products", None).await;
+    assert_eq!(a.status, StatusCode::OK);
+}

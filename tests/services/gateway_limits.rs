@@ -1,13 +1,13 @@
 //! The gateway as its own process (`ecom gateway`, as deployed) in front of the real services
 //! on SQLite: rate limits in process and shared by two gateways through a real Redis (which is
 //! then killed), the circuit breaker around a stopped service, timeouts, which requests are
-//! retried, and slow clients.
+//! retried, slow clients, and an external provider's (Cognito-shaped) tokens.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -597,4 +597,111 @@ async fn a_thousand_half_sent_requests_are_closed_while_others_are_served() {
     // And the gateway is still serving.
     let a = g.get("/api/v1/products", None).await;
     assert_eq!(a.status, StatusCode::OK);
+}
+
+/// An external provider's key set (a Cognito user pool's JWKS is a static document; this is
+/// one, with an RSA key whose private half is a test fixture).
+async fn serve_jwks(pool: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let jwks: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/cognito-test-jwks.json")).unwrap();
+    let app = axum::Router::new().route(
+        &format!("/{pool}/.well-known/jwks.json"),
+        axum::routing::get(move || async move { axum::Json(jwks) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (base, stop)
+}
+
+fn cognito_token(claims: serde_json::Value) -> String {
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_der(include_bytes!("fixtures/cognito-test-key.der"));
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("cognito-test-1".into());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_provider_s_tokens_work_by_configuration_alone() {
+    let p = Platform::start(Backend::Sqlite).await;
+    let pool = "us-east-1_TESTPOOL";
+    let (provider, _stop) = serve_jwks(pool).await;
+    let issuer = format!("{provider}/{pool}");
+    let client = "7app0client0id";
+    let g = GatewayProcess::start(
+        &p,
+        &[],
+        &[
+            ("JWKS_URL", &format!("{issuer}/.well-known/jwks.json")),
+            ("ECOM_TOKEN_ISSUER", &issuer),
+            ("ECOM_TOKEN_AUDIENCE", client),
+        ],
+    )
+    .await;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let post = |token: String, sku: &str| {
+        let url = format!("{}/api/v1/products", g.base);
+        let body = json!({"sku": sku, "name": "Mug", "category": "kitchen",
+            "price": {"amount": 1200, "currency": "EUR"}, "stock_quantity": 1});
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            Answer::read(r, "products").await
+        }
+    };
+
+    // An ID token of a user in the pool's `admin` group: `aud` is the app client.
+    let id_token = cognito_token(json!({
+        "iss": issuer, "aud": client, "sub": "3f1c-user", "exp": now + 600, "iat": now,
+        "token_use": "id", "cognito:groups": ["admin"], "email": "ops@example.com"
+    }));
+    let a = post(id_token, "COG-1").await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    // An access token of a machine client (client credentials): no `aud`, the app client in
+    // `client_id`, the scope granted.
+    let access = cognito_token(json!({
+        "iss": issuer, "client_id": client, "sub": client, "exp": now + 600, "iat": now,
+        "token_use": "access", "scope": "catalog:write", "jti": "j1"
+    }));
+    let a = post(access, "COG-2").await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    // A customer of the pool may not write the catalog; another app client's token, an expired
+    // one and one of another issuer are not accepted.
+    let customer = cognito_token(json!({
+        "iss": issuer, "aud": client, "sub": "u2", "exp": now + 600, "iat": now,
+        "cognito:groups": ["customer"]
+    }));
+    assert_eq!(post(customer, "COG-3").await.status, StatusCode::FORBIDDEN);
+    for claims in [
+        json!({"iss": issuer, "client_id": "another-app", "sub": "x", "exp": now + 600, "scope": "catalog:write"}),
+        json!({"iss": issuer, "aud": client, "sub": "x", "exp": now - 120, "cognito:groups": ["admin"]}),
+        json!({"iss": format!("{provider}/other-pool"), "aud": client, "sub": "x", "exp": now + 600, "cognito:groups": ["admin"]}),
+        json!({"iss": issuer, "sub": "x", "exp": now + 600, "cognito:groups": ["admin"]}),
+    ] {
+        let a = post(cognito_token(claims.clone()), "COG-4").await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{claims}: {}", a.body);
+        assert_eq!(
+            a.header("www-authenticate"),
+            "Bearer error=\"invalid_token\""
+        );
+    }
+    // The platform's own auth service is not the key set now: its tokens are refused.
+    let own = machine_token(&p, "importer", "catalog:write").await;
+    assert_eq!(post(own, "COG-5").await.status, StatusCode::UNAUTHORIZED);
 }

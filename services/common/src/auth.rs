@@ -1,8 +1,9 @@
 //! The one token verifier: a JWT is accepted when it is signed (EdDSA or RS256) by a key of
 //! the configured JWKS URL, names the configured issuer and audience, and has not expired.
 //! Everything that checks tokens (the gateway, and services for ownership rules) uses it; the
-//! JWKS may be the `auth` service's or an external provider's (Amazon Cognito), nothing else
-//! changes.
+//! JWKS may be the `auth` service's or an external provider's (Amazon Cognito: its ID tokens
+//! name the app client in `aud`, its access tokens in `client_id`, and both carry groups in
+//! `cognito:groups`, read as roles), nothing else changes.
 //!
 //! Keys are cached; an unknown `kid` refetches the set (at most once per
 //! [`REFETCH_INTERVAL`]), so a rotated-in key is picked up at its first use and a rotated-out
@@ -53,6 +54,66 @@ impl Claims {
 
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scope.split_whitespace().any(|s| s == scope)
+    }
+}
+
+/// A token's claims as providers write them: ours, and Amazon Cognito's, whose access tokens
+/// carry the app client in `client_id` instead of `aud` and groups in `cognito:groups`.
+#[derive(Deserialize)]
+struct WireClaims {
+    iss: String,
+    #[serde(default)]
+    aud: Option<Audience>,
+    sub: String,
+    exp: u64,
+    #[serde(default)]
+    iat: u64,
+    #[serde(default)]
+    jti: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default, rename = "cognito:groups")]
+    groups: Vec<String>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// `aud` is a string or an array of them (RFC 7519 §4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl WireClaims {
+    /// The claims, when the token is meant for `audience`: in `aud`, or, without one, as the
+    /// `client_id` of a Cognito access token.
+    fn for_audience(self, audience: &str) -> Result<Claims, AuthError> {
+        let meant = match &self.aud {
+            Some(Audience::One(aud)) => aud == audience,
+            Some(Audience::Many(auds)) => auds.iter().any(|a| a == audience),
+            None => self.client_id.as_deref() == Some(audience),
+        };
+        if !meant {
+            return Err(AuthError::Invalid(
+                "the token is for another audience".into(),
+            ));
+        }
+        let mut roles = self.roles;
+        roles.extend(self.groups);
+        Ok(Claims {
+            iss: self.iss,
+            aud: audience.to_owned(),
+            sub: self.sub,
+            exp: self.exp,
+            iat: self.iat,
+            jti: self.jti,
+            roles,
+            scope: self.scope,
+        })
     }
 }
 
@@ -116,12 +177,14 @@ impl Verifier {
         }
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // The audience is checked below: a Cognito access token names it in `client_id`.
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.leeway = 30;
-        decode::<Claims>(token, &key, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+        decode::<WireClaims>(token, &key, &validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?
+            .claims
+            .for_audience(&self.config.audience)
     }
 
     async fn key(&self, kid: &str) -> Result<(Algorithm, DecodingKey), AuthError> {

@@ -705,3 +705,62 @@ async fn an_external_provider_s_tokens_work_by_configuration_alone() {
     let own = machine_token(&p, "importer", "catalog:write").await;
     assert_eq!(post(own, "COG-5").await.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_counted_per_client_address_behind_the_gateway() {
+    let p = Platform::start(Backend::Sqlite).await;
+    // Behind a load balancer: the client is the address it appended.
+    let g = GatewayProcess::start(
+        &p,
+        &[],
+        &[
+            ("RATE_LIMITS", "off"),
+            ("ECOM_TRUSTED_PROXIES", "1"),
+            // Fifty password hashes at once on two cores (and slowed answers) take a while.
+            ("ECOM_UPSTREAM_TIMEOUT", "60s"),
+        ],
+    )
+    .await;
+    let login = |from: &'static str, user: String, password: String| {
+        let url = format!("{}/api/v1/auth/token", g.base);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("x-forwarded-for", from)
+                // A caller cannot choose the address it is counted under.
+                .header("x-real-ip", "198.51.100.1")
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", user.as_str()),
+                    ("password", password.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            Answer::read(r, "token").await
+        }
+    };
+    // Fifty failures from one address, each against another account (so that no account
+    // reaches its own limit), at once: each answer is slowed, not the whole run.
+    let failures = futures_util::future::join_all((0..50).map(|i| {
+        login(
+            "203.0.113.5",
+            format!("nobody{i}@example.com"),
+            "wrong-password-x".into(),
+        )
+    }))
+    .await;
+    for a in &failures {
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    }
+    let admin = "an-admin-password-for-tests";
+    auth::ensure_admin(&p.auth_db, admin).await.unwrap();
+    // That address is refused now, even with the right password; another is not.
+    let refused = login("203.0.113.5", "admin".into(), admin.into()).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+    );
+    let other = login("203.0.113.6", "admin".into(), admin.into()).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+}

@@ -279,7 +279,7 @@ async fn token(
     }
     let (claims, scope) = match request.grant_type.as_str() {
         "password" => (
-            password_grant(&identity, &request, &peer.ip().to_string()).await?,
+            password_grant(&identity, &request, &client_address(&headers, peer)).await?,
             None,
         ),
         "client_credentials" => {
@@ -334,6 +334,18 @@ fn claims(identity: &Identity, sub: String, roles: Vec<String>, scope: String) -
         roles,
         scope,
     }
+}
+
+/// The caller's address for counting failures: the gateway's `X-Real-IP` (the service is
+/// reached only through the gateway, which always sets it and drops the caller's), else the
+/// peer (a direct call, as in tests of the service alone).
+fn client_address(headers: &HeaderMap, peer: SocketAddr) -> String {
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .unwrap_or(peer.ip())
+        .to_string()
 }
 
 async fn password_grant(

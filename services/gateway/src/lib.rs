@@ -12,8 +12,8 @@
 //! 3. the upstream's breaker and bulkhead ([`upstream`]): 503 `upstream_unavailable` at once
 //!    while the service is failing or has too many requests in flight.
 //!
-//! Then the request is forwarded with the caller's `X-Request-Id` (or a new one) and
-//! `X-Forwarded-For`; its body streams through, bounded in size (413) and time (408). No
+//! Then the request is forwarded with the caller's `X-Request-Id` (or a new one),
+//! `X-Forwarded-For` and `X-Real-IP` (the client, as judged through the trusted proxies); its body streams through, bounded in size (413) and time (408). No
 //! answer is 503 `upstream_unavailable`, no answer within the timeout 504 `upstream_timeout`;
 //! an idempotent request without a body (GET, HEAD, OPTIONS, DELETE, PUT) is retried once on
 //! either failure or a 502/503 answer, within the retry budget. Answers stream back (the
@@ -143,6 +143,8 @@ impl Gateway {
 
 /// The request id header.
 pub const REQUEST_ID: &str = "x-request-id";
+/// The client's address as the gateway determined it, set on every forwarded request.
+pub const CLIENT_IP: &str = "x-real-ip";
 
 /// The gateway's routes: what [`build`] serves. Registers its metrics in `registry` (the
 /// gateway's own HTTP metrics under the `gateway_` prefix, so that they stay apart from the
@@ -386,7 +388,7 @@ async fn handle(
     if let Err(refusal) = caller {
         return refusal;
     }
-    let mut response = forward(gateway, route, parts, body, id, peer).await;
+    let mut response = forward(gateway, route, parts, body, id, peer, client).await;
     if let Some(decision) = &decision {
         limit_headers(response.headers_mut(), decision);
     }
@@ -517,6 +519,7 @@ async fn forward(
     body: Body,
     id: HeaderValue,
     peer: SocketAddr,
+    client: IpAddr,
 ) -> Response {
     let limits = gateway.body;
     let declared = parts
@@ -573,6 +576,11 @@ async fn forward(
     };
     if let Ok(value) = HeaderValue::from_str(&forwarded) {
         headers.insert("x-forwarded-for", value);
+    }
+    // The client as the gateway judged it (through trusted proxies), replacing any the
+    // caller sent: what services count per address (failed logins).
+    if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
+        headers.insert(CLIENT_IP, value);
     }
 
     // A request without a body can be sent again; one with a body streams through once.

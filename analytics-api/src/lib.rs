@@ -178,7 +178,7 @@ fn store_failed(e: result_store::StoreError) -> ApiError {
     path = "/api/v1/analytics/products/{product_id}/windows",
     params(
         ("product_id" = String, Path, description = "The product"),
-        ("limit" = Option<usize>, Query, description = "Windows per page, 1 to 1000 (default 10)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Windows per page, 1 to 1000 (default 10)"),
         ("before" = Option<String>, Query, description = "Only windows starting before this RFC 3339 time (the `next` of the previous page)"),
     ),
     responses(
@@ -228,7 +228,7 @@ async fn product_windows<Q: ResultQuery>(
     path = "/api/v1/analytics/top",
     params(
         ("window_start" = Option<String>, Query, description = "The window's start, RFC 3339, on a whole minute (default: the latest window every partition has fired)"),
-        ("limit" = Option<usize>, Query, description = "Products, 1 to 1000 (default 10)"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Products, 1 to 1000 (default 10)"),
     ),
     responses(
         (status = 200, description = "The window's top products", body = Top),
@@ -281,7 +281,7 @@ async fn top<Q: ResultQuery>(
     params(
         ("from" = String, Query, description = "RFC 3339: windows starting at or after this"),
         ("to" = String, Query, description = "RFC 3339: windows starting before this; at most 31 days after `from`"),
-        ("limit" = Option<usize>, Query, description = "Results per page, 1 to 1000 (default 100); a page may hold fewer and still have a next one"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Results per page, 1 to 1000 (default 100); a page may hold fewer and still have a next one"),
         ("cursor" = Option<String>, Query, description = "The `next` of the previous page"),
     ),
     responses(

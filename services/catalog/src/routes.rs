@@ -137,7 +137,7 @@ struct ListQuery {
     params(
         ("category" = Option<String>, Query, description = "Only this category"),
         ("q" = Option<String>, Query, description = "Only names containing this, in any case"),
-        ("limit" = Option<u32>, Query, description = "Rows per page, 1 to 200 (default 50)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Rows per page, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
     ),
     responses(

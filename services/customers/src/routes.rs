@@ -163,7 +163,7 @@ struct ListQuery {
     path = "/api/v1/customers",
     params(
         ("email" = Option<String>, Query, description = "Only the customer with this email, in any case"),
-        ("limit" = Option<u32>, Query, description = "Rows per page, 1 to 200 (default 50)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Rows per page, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
     ),
     responses(

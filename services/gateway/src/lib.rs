@@ -45,6 +45,7 @@ use service_common::auth::{AuthError, Claims, Verifier, VerifierConfig, bearer};
 use service_common::http_metrics::HttpMetrics;
 use service_common::rest::BodyLimits;
 use service_common::{ApiError, Ops, ReadyCheck};
+use tracing::Instrument;
 
 use crate::access::{Access, Class, Route, Upstream, route};
 use crate::limits::{Decision, Limiter, RateLimits, RedisConfig, Who, address_principal};
@@ -315,7 +316,25 @@ async fn proxy(
     request: Request,
 ) -> Response {
     let id = request_id(request.headers());
-    let mut response = handle(&gateway, peer, id.clone(), request).await;
+    // Every log line about the request carries its id (and so can be found from the answer's).
+    let span = tracing::info_span!(
+        "request",
+        id = id.to_str().unwrap_or_default(),
+        method = %request.method(),
+        path = request.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = handle(&gateway, peer, id.clone(), request)
+        .instrument(span.clone())
+        .await;
+    let status = response.status();
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), took = ?started.elapsed(), "answered");
+        } else {
+            tracing::debug!(status = status.as_u16(), took = ?started.elapsed(), "answered");
+        }
+    });
     response.headers_mut().insert(REQUEST_ID, id);
     response
 }

@@ -256,7 +256,7 @@ struct ListQuery {
     params(
         ("customer_id" = Option<String>, Query, description = "Only this customer's orders"),
         ("status" = Option<Status>, Query, description = "Only orders in this status"),
-        ("limit" = Option<u32>, Query, description = "Rows per page, 1 to 200 (default 50)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Rows per page, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page"),
     ),
     responses(

@@ -369,7 +369,7 @@ pub struct GatewayFlags {
     #[arg(long, env = "ECOM_TRUSTED_PROXIES", default_value_t = 0)]
     trusted_proxies: usize,
     /// Request bodies over this many bytes get 413.
-    #[arg(long, env = "ECOM_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    #[arg(long, env = "ECOM_MAX_BODY_BYTES", default_value_t = 4 << 20)]
     max_body_bytes: usize,
     /// A request body not received whole within this gets 408.
     #[arg(long, env = "ECOM_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

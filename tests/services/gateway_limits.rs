@@ -185,6 +185,21 @@ async fn a_burst_gets_429_with_retry_after_and_the_rate_limit_headers() {
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     let wait: u64 = refused.header("retry-after").parse().unwrap();
     assert!((15..=20).contains(&wait), "one request per 20 s: {wait}");
+    // A path the service would resolve to another of its routes never reaches it (sent raw:
+    // an HTTP client would resolve the dots itself).
+    let addr: SocketAddr = g.base.trim_start_matches("http://").parse().unwrap();
+    let sneaky = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /api/v1/auth/%2e%2e/%2e%2e/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .unwrap();
+    assert!(sneaky.starts_with("HTTP/1.1 400"), "{sneaky}");
+    assert!(sneaky.contains("invalid_path"), "{sneaky}");
     // After Retry-After, admitted again.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(g.get("/api/v1/products", None).await.status, StatusCode::OK);
@@ -622,10 +637,14 @@ async fn serve_jwks(pool: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
 }
 
 fn cognito_token(claims: serde_json::Value) -> String {
+    cognito_token_with_kid(claims, "cognito-test-1")
+}
+
+fn cognito_token_with_kid(claims: serde_json::Value, kid: &str) -> String {
     let key =
         jsonwebtoken::EncodingKey::from_rsa_der(include_bytes!("fixtures/cognito-test-key.der"));
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-    header.kid = Some("cognito-test-1".into());
+    header.kid = Some(kid.into());
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
@@ -633,7 +652,7 @@ fn cognito_token(claims: serde_json::Value) -> String {
 async fn an_external_provider_s_tokens_work_by_configuration_alone() {
     let p = Platform::start(Backend::Sqlite).await;
     let pool = "us-east-1_TESTPOOL";
-    let (provider, _stop) = serve_jwks(pool).await;
+    let (provider, stop_provider) = serve_jwks(pool).await;
     let issuer = format!("{provider}/{pool}");
     let client = "7app0client0id";
     let g = GatewayProcess::start(
@@ -704,6 +723,31 @@ async fn an_external_provider_s_tokens_work_by_configuration_alone() {
     // The platform's own auth service is not the key set now: its tokens are refused.
     let own = machine_token(&p, "importer", "catalog:write").await;
     assert_eq!(post(own, "COG-5").await.status, StatusCode::UNAUTHORIZED);
+
+    // The provider goes away. Cached keys still verify; a token naming a key the gateway has
+    // not seen cannot be judged: 503 `auth_unavailable` (not 401: the key may well exist),
+    // also when asked again before the next fetch is due.
+    drop(stop_provider);
+    // (Past the refetch interval: the last fetch, for the auth service's key, succeeded.)
+    tokio::time::sleep(service_common::auth::REFETCH_INTERVAL + Duration::from_millis(200)).await;
+    let admin = |kid: &str| {
+        cognito_token_with_kid(
+            json!({"iss": issuer, "aud": client, "sub": "3f1c-user", "exp": now + 600,
+                   "cognito:groups": ["admin"]}),
+            kid,
+        )
+    };
+    let a = post(admin("cognito-test-1"), "COG-6").await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+    for _ in 0..2 {
+        let a = post(admin("cognito-test-2"), "COG-7").await;
+        assert_eq!(
+            (a.status, a.code()),
+            (StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable"),
+            "{}",
+            a.body
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,6 +131,8 @@ pub enum AuthError {
 struct Cache {
     keys: HashMap<String, (Algorithm, DecodingKey)>,
     fetched: Option<Instant>,
+    /// Why the last fetch failed, if it did.
+    failure: Option<String>,
 }
 
 /// Verifies tokens against a JWKS URL.
@@ -138,6 +140,8 @@ pub struct Verifier {
     config: VerifierConfig,
     http: reqwest::Client,
     cache: RwLock<Cache>,
+    /// Held while the key set is fetched: one fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl Verifier {
@@ -151,7 +155,9 @@ impl Verifier {
             cache: RwLock::new(Cache {
                 keys: HashMap::new(),
                 fetched: None,
+                failure: None,
             }),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -191,15 +197,43 @@ impl Verifier {
         if let Some(found) = self.cache.read().await.keys.get(kid) {
             return Ok(found.clone());
         }
-        let mut cache = self.cache.write().await;
-        let recent = cache
-            .fetched
-            .is_some_and(|at| at.elapsed() < REFETCH_INTERVAL);
-        if !recent {
+        // One fetch at a time, outside the cache's lock: tokens whose keys are cached keep
+        // verifying while a slow key server is asked.
+        let _fetching = self.fetching.lock().await;
+        {
+            let cache = self.cache.read().await;
+            if let Some(found) = cache.keys.get(kid) {
+                return Ok(found.clone());
+            }
             // An attempt counts, failed or not: tokens with unknown keys must not turn into a
-            // stream of fetches against a key server that is down.
-            cache.fetched = Some(Instant::now());
-            cache.keys = self.fetch().await?;
+            // stream of fetches against a key server that is down. Until the next attempt, a
+            // failure is the answer (the key may well exist), not "unknown key".
+            if cache
+                .fetched
+                .is_some_and(|at| at.elapsed() < REFETCH_INTERVAL)
+            {
+                return Err(match &cache.failure {
+                    Some(reason) => AuthError::KeysUnavailable(reason.clone()),
+                    None => AuthError::Invalid(format!("unknown key {kid:?}")),
+                });
+            }
+        }
+        let fetched = self.fetch().await;
+        let mut cache = self.cache.write().await;
+        cache.fetched = Some(Instant::now());
+        match fetched {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.failure = None;
+            }
+            Err(e) => {
+                cache.failure = Some(match &e {
+                    AuthError::KeysUnavailable(reason) | AuthError::Invalid(reason) => {
+                        reason.clone()
+                    }
+                });
+                return Err(e);
+            }
         }
         cache
             .keys

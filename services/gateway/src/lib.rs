@@ -9,15 +9,18 @@
 //! 2. the rate limit of the caller (token subject, else client address) on the route's class
 //!    ([`limits`]): 429 `rate_limited` with `Retry-After`; every limited answer carries the
 //!    `RateLimit-Policy` and `RateLimit` headers;
-//! 3. the upstream's breaker and bulkhead ([`upstream`]): 503 `upstream_unavailable` at once
+//! 3. the request body, read whole within its size and time limits (413 `body_too_large`,
+//!    408 `body_timeout`), so that a slow client holds neither a slot toward the service nor
+//!    the service's time, and so that an idempotent request can be sent again;
+//! 4. the upstream's breaker and bulkhead ([`upstream`]): 503 `upstream_unavailable` at once
 //!    while the service is failing or has too many requests in flight.
 //!
 //! Then the request is forwarded with the caller's `X-Request-Id` (or a new one),
-//! `X-Forwarded-For` and `X-Real-IP` (the client, as judged through the trusted proxies); its body streams through, bounded in size (413) and time (408). No
+//! `X-Forwarded-For` and `X-Real-IP` (the client, as judged through the trusted proxies). No
 //! answer is 503 `upstream_unavailable`, no answer within the timeout 504 `upstream_timeout`;
-//! an idempotent request without a body (GET, HEAD, OPTIONS, DELETE, PUT) is retried once on
-//! either failure or a 502/503 answer, within the retry budget. Answers stream back (the
-//! analytics event stream passes through) with security headers added.
+//! an idempotent request (GET, HEAD, OPTIONS, DELETE, PUT) is retried once on either failure
+//! or a 502/503 answer, within the retry budget; a POST or PATCH never is. Answers stream back
+//! (the analytics event stream passes through) with security headers added.
 //!
 //! The gateway also serves the merged API description at `/api/v1/openapi.json` and its docs
 //! page at `/docs` ([`openapi`]).
@@ -29,21 +32,19 @@ pub mod upstream;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{Stream, TryStreamExt};
+use futures_util::TryStreamExt;
 use prometheus_client::registry::Registry;
 use service_common::auth::{AuthError, Claims, Verifier, VerifierConfig, bearer};
 use service_common::http_metrics::HttpMetrics;
-use service_common::rest::BodyLimits;
+use service_common::rest::{BodyLimits, read_body};
 use service_common::{ApiError, Ops, ReadyCheck};
 use tracing::Instrument;
 
@@ -112,7 +113,7 @@ impl Config {
             rate_limits: RateLimits::default(),
             redis: None,
             body: BodyLimits {
-                max_bytes: 8 << 20,
+                max_bytes: 4 << 20,
                 read_timeout: Duration::from_secs(30),
             },
             server: service_common::Limits::default(),
@@ -169,7 +170,11 @@ pub fn part(config: &Config, registry: &mut Registry) -> Result<(Router, ReadyCh
         services,
         verifier: Verifier::new(config.verifier.clone()),
         limiter,
+        // Answers, redirects included, go back to the caller as they are; no proxy from the
+        // environment stands between the gateway and the services.
         http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .connect_timeout(config.resilience.timeout.min(Duration::from_secs(2)))
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
@@ -306,8 +311,32 @@ fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: usize) -> IpAddr {
     hops.len()
         .checked_sub(trusted)
         .and_then(|i| hops.get(i))
-        .and_then(|ip| ip.parse().ok())
+        .and_then(|hop| parse_hop(hop))
         .unwrap_or(peer.ip())
+}
+
+/// An `X-Forwarded-For` entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`) or in brackets, as some balancers write them.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<IpAddr>()
+                .ok()
+        })
+}
+
+/// Whether `path` has no dot segments (`.`, `..`, also percent-encoded) and no backslash: the
+/// URL the request is forwarded to would resolve them, so that a path matched against one
+/// service's prefix could reach another route of that service (its `/metrics`, say).
+fn plain_path(path: &str) -> bool {
+    path.split('/').all(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded != "." && decoded != ".." && !segment.contains('\\') && !decoded.contains("%5c")
+    })
 }
 
 async fn proxy(
@@ -346,6 +375,14 @@ async fn handle(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    if !plain_path(parts.uri.path()) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "a path may not hold `.` or `..` segments or backslashes",
+        )
+        .into_response();
+    }
     let Some(route) = route(&parts.method, parts.uri.path()) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
@@ -364,47 +401,54 @@ async fn handle(
     } else {
         route.access
     };
-    let anonymous = || (Who::Anonymous, address_principal(client));
 
-    // Who is calling: a valid token's subject, or else the client's address. A token that
+    // Who is calling (a valid token's claims, or nobody), and whether they may: a token that
     // does not verify is refused where one is needed and ignored where none is.
-    let caller = match (bearer(&parts.headers), access) {
-        (None, Access::Public) => Ok(None),
-        (None, _) => Err(unauthorized("this route needs a bearer token", false)),
-        (Some(token), access) => match gateway.verifier.verify(token).await {
-            Ok(claims) if access.admits(&claims) => Ok(Some(claims)),
-            Ok(_) => {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "the token does not carry the role or scope this route needs",
-                )
-                .into_response();
-            }
-            Err(_) if access == Access::Public => Ok(None),
-            Err(AuthError::Invalid(reason)) => Err(unauthorized(&reason, true)),
-            Err(e @ AuthError::KeysUnavailable(_)) => {
-                tracing::warn!(error = %e, "cannot check tokens");
-                Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "auth_unavailable",
-                    e.to_string(),
-                )
-                .retry_after(1)
-                .into_response())
-            }
-        },
+    let unauthenticated = |response| (None, Some(response));
+    let (claims, refusal): (Option<Claims>, Option<Response>) =
+        match (bearer(&parts.headers), access) {
+            (None, Access::Public) => (None, None),
+            (None, _) => unauthenticated(unauthorized("this route needs a bearer token", false)),
+            (Some(token), access) => match gateway.verifier.verify(token).await {
+                Ok(claims) if access.admits(&claims) => (Some(claims), None),
+                Ok(claims) => (
+                    Some(claims),
+                    Some(
+                        ApiError::new(
+                            StatusCode::FORBIDDEN,
+                            "forbidden",
+                            "the token does not carry the role or scope this route needs",
+                        )
+                        .into_response(),
+                    ),
+                ),
+                Err(_) if access == Access::Public => (None, None),
+                Err(AuthError::Invalid(reason)) => unauthenticated(unauthorized(&reason, true)),
+                Err(e @ AuthError::KeysUnavailable(_)) => {
+                    tracing::warn!(error = %e, "cannot check tokens");
+                    unauthenticated(
+                        ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "auth_unavailable",
+                            e.to_string(),
+                        )
+                        .retry_after(1)
+                        .into_response(),
+                    )
+                }
+            },
+        };
+    // Every request counts, refused ones too (against the token's subject, else the address),
+    // so that bad or insufficient tokens cannot flood the verifier.
+    let (who, principal) = match &claims {
+        Some(claims) => (who_is(claims), claims.sub.clone()),
+        None => (Who::Anonymous, address_principal(client)),
     };
-    let (who, principal) = match &caller {
-        Ok(Some(claims)) => (who_is(claims), claims.sub.clone()),
-        _ => anonymous(),
-    };
-    // Refused callers count against their address too, so that bad tokens cannot flood.
     let decision = gateway.limiter.check(who, route.class, &principal).await;
     if let Some(refused) = decision.as_ref().filter(|d| !d.allowed) {
         return rate_limited(refused);
     }
-    if let Err(refusal) = caller {
+    if let Some(refusal) = refusal {
         return refusal;
     }
     let mut response = forward(gateway, route, parts, body, id, peer, client).await;
@@ -414,8 +458,10 @@ async fn handle(
     response
 }
 
+/// A machine client's token carries scopes and no role; any other (a person's, or an external
+/// provider's user in no group) is limited as a person's.
 fn who_is(claims: &Claims) -> Who {
-    if claims.roles.is_empty() {
+    if claims.roles.is_empty() && !claims.scope.trim().is_empty() {
         Who::Client
     } else {
         Who::Person
@@ -451,79 +497,6 @@ fn rate_limited(decision: &Decision) -> Response {
     response
 }
 
-/// What went wrong with a request body on its way through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyProblem {
-    TooLarge,
-    TooSlow,
-    /// The client's connection failed mid-body.
-    Broken,
-}
-
-/// A request body streamed to the service, cut off (and the problem noted) past the size
-/// limit or the deadline.
-struct Guarded {
-    inner: axum::body::BodyDataStream,
-    seen: usize,
-    max: usize,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    problem: Arc<OnceLock<BodyProblem>>,
-}
-
-impl Guarded {
-    fn fail(&self, problem: BodyProblem) -> Poll<Option<Result<Bytes, std::io::Error>>> {
-        let _ = self.problem.set(problem);
-        Poll::Ready(Some(Err(std::io::Error::other(format!("{problem:?}")))))
-    }
-}
-
-impl Stream for Guarded {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.seen += chunk.len();
-                if this.seen > this.max {
-                    return this.fail(BodyProblem::TooLarge);
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(_))) => this.fail(BodyProblem::Broken),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
-                    this.fail(BodyProblem::TooSlow)
-                } else {
-                    Poll::Pending
-                }
-            }
-        }
-    }
-}
-
-fn body_problem(problem: BodyProblem, limits: BodyLimits) -> Response {
-    match problem {
-        BodyProblem::TooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body is larger than {} bytes", limits.max_bytes),
-        ),
-        BodyProblem::TooSlow => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
-            format!("the body did not arrive within {:?}", limits.read_timeout),
-        ),
-        BodyProblem::Broken => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "body_unreadable",
-            "the connection failed while the body was being sent",
-        ),
-    }
-    .into_response()
-}
-
 fn idempotent(method: &Method) -> bool {
     matches!(
         *method,
@@ -540,15 +513,11 @@ async fn forward(
     peer: SocketAddr,
     client: IpAddr,
 ) -> Response {
-    let limits = gateway.body;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
-        return body_problem(BodyProblem::TooLarge, limits);
-    }
+    // Read whole before the request takes a slot toward the service (step 3 above).
+    let body = match read_body(&parts.headers, body, gateway.body).await {
+        Ok(body) => body,
+        Err(refused) => return refused.into_response(),
+    };
     let service = gateway.service(route.upstream);
     let name = route.upstream.name();
     let attempt = match service.admit() {
@@ -602,36 +571,18 @@ async fn forward(
         headers.insert(CLIENT_IP, value);
     }
 
-    // A request without a body can be sent again; one with a body streams through once.
-    let empty = http_body::Body::size_hint(&body).exact() == Some(0);
-    let retryable = empty && idempotent(&parts.method);
-    let problem = Arc::new(OnceLock::new());
-    let mut body = Some(body);
+    let retryable = idempotent(&parts.method);
     let deadline = Instant::now() + service.config().timeout;
     let mut attempts = 0;
     let answered = loop {
         attempts += 1;
-        let request_body = match body.take() {
-            Some(body) if !empty => reqwest::Body::wrap_stream(Guarded {
-                inner: body.into_data_stream(),
-                seen: 0,
-                max: limits.max_bytes,
-                deadline: Box::pin(tokio::time::sleep(limits.read_timeout)),
-                problem: problem.clone(),
-            }),
-            _ => reqwest::Body::from(Bytes::new()),
-        };
         let sent = gateway
             .http
             .request(parts.method.clone(), &url)
             .headers(headers.clone())
-            .body(request_body)
+            .body(body.clone())
             .send();
         let outcome = tokio::time::timeout_at(deadline.into(), sent).await;
-        if let Some(problem) = problem.get() {
-            attempt.abandon();
-            return body_problem(*problem, limits);
-        }
         let again = retryable
             && attempts < service.config().attempts
             && Instant::now() + Duration::from_millis(50) < deadline;
@@ -725,6 +676,30 @@ mod tests {
             "1.1.1.1".parse::<IpAddr>().unwrap()
         );
         assert_eq!(client_ip(peer, &headers, 3), peer.ip());
+        for (hop, ip) in [
+            ("203.0.113.7:5678", "203.0.113.7"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("2001:db8::1", "2001:db8::1"),
+        ] {
+            assert_eq!(parse_hop(hop), Some(ip.parse().unwrap()), "{hop}");
+        }
+        assert_eq!(parse_hop("unknown"), None);
+    }
+
+    #[test]
+    fn dot_segments_are_refused() {
+        assert!(plain_path("/api/v1/products/abc"));
+        assert!(plain_path("/api/v1/products/a.b..c"));
+        for bad in [
+            "/api/v1/auth/../metrics",
+            "/api/v1/auth/%2e%2e/metrics",
+            "/api/v1/auth/%2E./metrics",
+            "/api/v1/products/./x",
+            "/api/v1/auth/..%5cmetrics",
+        ] {
+            assert!(!plain_path(bad), "{bad}");
+        }
     }
 
     #[test]

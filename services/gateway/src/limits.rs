@@ -98,6 +98,9 @@ impl Rate {
             return Err(format!("{text:?}: the count must be positive"));
         }
         let per_second = count / seconds;
+        if per_second > 1e9 {
+            return Err(format!("{text:?}: more than 10^9 a second"));
+        }
         let burst = match burst {
             Some(b) => b
                 .trim()
@@ -107,6 +110,13 @@ impl Rate {
                 .ok_or_else(|| format!("{text:?}: the burst must be a positive integer"))?,
             None => per_second.ceil() as u32,
         };
+        // A key's state spans burst / rate; a year is far beyond any sensible limit (and keeps
+        // the arithmetic in range).
+        if f64::from(burst) / per_second > 365.0 * 86_400.0 {
+            return Err(format!(
+                "{text:?}: the burst takes over a year to refill at that rate"
+            ));
+        }
         Ok(Rate::new(per_second, burst))
     }
 }
@@ -239,7 +249,7 @@ impl Decision {
     /// refused, without it), `wait_us` how long until a request would be admitted.
     fn new(policy: String, rate: Rate, allowed: bool, backlog_us: i64, wait_us: i64) -> Self {
         let interval = rate.interval_us();
-        let limit = interval * i64::from(rate.burst);
+        let limit = interval.saturating_mul(i64::from(rate.burst));
         let remaining = if allowed {
             ((limit - backlog_us).max(0) / interval) as u32
         } else {
@@ -260,9 +270,9 @@ impl Decision {
 /// Returns (allowed, the new TAT to store when allowed, backlog, wait).
 fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (bool, i64, i64, i64) {
     let interval = rate.interval_us();
-    let limit = interval * i64::from(rate.burst);
+    let limit = interval.saturating_mul(i64::from(rate.burst));
     let tat = tat.unwrap_or(now).max(now);
-    let next = tat + interval;
+    let next = tat.saturating_add(interval);
     if next - now > limit {
         (false, tat, tat - now, next - now - limit)
     } else {
@@ -346,7 +356,7 @@ struct Shared {
     connection: Arc<OnceLock<redis::aio::ConnectionManager>>,
     script: redis::Script,
     timeout: Duration,
-    /// Until when (µs since `epoch`) Redis is skipped after a failure.
+    /// Until when (µs since `epoch`) Redis is skipped after a failure; 0 while it answers.
     skip_until: AtomicI64,
     epoch: Instant,
 }
@@ -470,8 +480,23 @@ impl Limiter {
         rate: Rate,
     ) -> Option<Decision> {
         let now = shared.epoch.elapsed().as_micros() as i64;
-        if now < shared.skip_until.load(Ordering::Relaxed) {
-            return None;
+        let skip_until = shared.skip_until.load(Ordering::Relaxed);
+        if skip_until != 0 {
+            // After a failure: in process until the pause is over, then one request probes
+            // Redis while the others keep deciding in process.
+            let claimed = now >= skip_until
+                && shared
+                    .skip_until
+                    .compare_exchange(
+                        skip_until,
+                        now + 1_000_000,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok();
+            if !claimed {
+                return None;
+            }
         }
         let mut connection = shared.connection.get()?.clone();
         let mut invocation = shared.script.key(format!("ecom:rl:{key}"));
@@ -483,6 +508,7 @@ impl Limiter {
         .await;
         match answer {
             Ok(Ok((allowed, backlog, wait))) => {
+                shared.skip_until.store(0, Ordering::Relaxed);
                 self.redis_up.set(1);
                 Some(Decision::new(
                     policy.to_owned(),
@@ -580,6 +606,7 @@ mod tests {
             "anonymous=0/s",
             "anonymous=x/s",
             "anonymous=1/s:0",
+            "anonymous=1/h:3000000000",
         ] {
             assert!(RateLimits::parse(bad).is_err(), "{bad}");
         }

@@ -7,7 +7,9 @@
 #   - PostgreSQL 15's binaries (Debian's postgresql-15, usually already on the image), from
 #     which the tests make throwaway clusters with initdb and pg_ctl;
 #   - Redis 7 (Debian's redis-server), for the gateway's shared rate limits; the tests start
-#     their own redis-server processes (the package's own service is not used).
+#     their own redis-server processes (the package's own service is not used);
+#   - Chromium and its WebDriver (Debian's chromium and chromium-driver), for the dashboard's
+#     browser test.
 # The tests start their own instances on free loopback ports (testkit/), so that a test can
 # stop its broker without disturbing another.
 #
@@ -29,6 +31,8 @@ install_debian() {
   local missing=()
   [[ -x "$PG_BIN/initdb" && -x "$PG_BIN/psql" ]] || missing+=(postgresql-15)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
   [[ ${#missing[@]} -eq 0 ]] && return
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo=sudo
@@ -54,6 +58,7 @@ install() {
 check() {
   "$PG_BIN/postgres" --version
   redis-server --version
+  chromium --version
   "$DIR/bin/tansu" --version
   "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 }

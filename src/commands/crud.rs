@@ -431,6 +431,7 @@ impl GatewayFlags {
 /// The description of every public API, as the gateway serves it.
 pub fn api_description() -> utoipa::openapi::OpenApi {
     gateway::openapi::describe([
+        gateway::status::openapi(),
         auth::openapi(),
         catalog::openapi(),
         customers::openapi(),
@@ -455,6 +456,9 @@ pub struct GatewayArgs {
     ingest_url: String,
     #[arg(long, env = "ANALYTICS_URL", default_value = "http://127.0.0.1:8085")]
     analytics_url: String,
+    /// The stream engine's operations port, for `GET /api/v1/status` (not shown without it).
+    #[arg(long, env = "STREAM_ENGINE_URL")]
+    stream_engine_url: Option<String>,
     #[command(flatten)]
     tokens: TokenCheck,
     #[command(flatten)]
@@ -471,9 +475,10 @@ pub fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         ingest: args.ingest_url,
         analytics: args.analytics_url,
     };
-    let config = args
+    let mut config = args
         .flags
         .config(args.addr, upstreams, args.tokens.config());
+    config.status.stream_engine = args.stream_engine_url;
     tokio::runtime::Runtime::new()?.block_on(async {
         serve(
             "gateway",

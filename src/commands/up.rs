@@ -191,6 +191,10 @@ async fn up(args: Args) -> anyhow::Result<()> {
     for _ in Upstream::ALL {
         internal.push(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?);
     }
+    // The engine has no routes; its listener serves its readiness and the metrics, for the
+    // gateway's status as a separate engine's operations port would.
+    let engine_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let engine_url = format!("http://{}", engine_listener.local_addr()?);
     let url = |upstream: Upstream| {
         let at = Upstream::ALL
             .iter()
@@ -254,10 +258,11 @@ async fn up(args: Args) -> anyhow::Result<()> {
         let _ = relay_stopped.await;
     }));
 
-    let gateway_config = gateway::Config {
+    let mut gateway_config = gateway::Config {
         local_analytics: args.local_analytics,
         ..args.gateway.config(args.addr, upstreams.clone(), verifier)
     };
+    gateway_config.status.stream_engine = Some(engine_url);
     let (gateway_routes, gateway_ready) =
         gateway::part(&gateway_config, &mut registry).map_err(anyhow::Error::msg)?;
     let ready = all_ready(vec![
@@ -278,6 +283,9 @@ async fn up(args: Args) -> anyhow::Result<()> {
         }
     };
     let mut servers = Vec::new();
+    // One registry for the process: every listener's /metrics shows all of it, each with its
+    // own part's readiness.
+    let ops = Ops::new(registry, ready);
     let parts = [
         (auth_routes, auth_ready),
         (catalog_routes, catalog_ready),
@@ -286,13 +294,16 @@ async fn up(args: Args) -> anyhow::Result<()> {
         (ingest_routes, ingest_ready),
         (analytics_routes, analytics_ready),
     ];
-    for ((routes, ready), listener) in parts.into_iter().zip(internal) {
-        // Each service's own /metrics would repeat the gateway's: the registry is the
-        // process's, served once, at the public address.
+    let engine_part = (axum::Router::new(), engine.ready_check());
+    for ((routes, ready), listener) in parts
+        .into_iter()
+        .chain([engine_part])
+        .zip(internal.into_iter().chain([engine_listener]))
+    {
         let (_, server) = service_common::serve_listener(
             listener,
             routes,
-            Ops::new(Registry::default(), ready),
+            ops.with_ready(ready),
             service_common::Limits::default(),
             stopped(),
         )?;
@@ -301,7 +312,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let (addr, server) = service_common::serve_listener(
         listener,
         gateway_routes,
-        Ops::new(registry, ready),
+        ops,
         gateway_config.server,
         stopped(),
     )?;

@@ -8,6 +8,7 @@
 //! last real window so that all of them fire; the sentinels' own windows stay open.
 
 mod crud;
+mod dashboard;
 mod support;
 mod up;
 

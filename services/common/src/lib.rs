@@ -77,6 +77,15 @@ impl Ops {
             ready,
         }
     }
+
+    /// The same metrics with another readiness: for one process serving several parts on
+    /// several listeners (`ecom up`), each listener with its part's readiness.
+    pub fn with_ready(&self, ready: ReadyCheck) -> Self {
+        Ops {
+            registry: self.registry.clone(),
+            ready,
+        }
+    }
 }
 
 /// Serves `router` plus `/healthz` (the process is up), `/readyz` (the check passes) and

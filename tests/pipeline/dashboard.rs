@@ -1,5 +1,6 @@
-//! The dashboard in a real browser: headless Chromium through its WebDriver (Debian's
-//! `chromium` and `chromium-driver`), against `ecom up` with demo traffic.
+//! The dashboard in real browsers: headless Chromium and Firefox through their WebDrivers
+//! (Debian's `chromium` + `chromium-driver` and `firefox-esr`, and geckodriver built from
+//! crates.io by `scripts/servers.sh`), against `ecom up` with demo traffic.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -9,18 +10,42 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// `chromedriver` on a free port, killed when dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Browser {
+    Chromium,
+    Firefox,
+}
+
+impl Browser {
+    fn name(self) -> &'static str {
+        match self {
+            Browser::Chromium => "chromium",
+            Browser::Firefox => "firefox",
+        }
+    }
+}
+
+/// A WebDriver server on a free port, killed when dropped.
 struct Driver {
     child: Child,
     url: String,
+    browser: Browser,
 }
 
 impl Driver {
-    async fn start() -> Driver {
-        let binary = std::env::var("ECOM_CHROMEDRIVER").unwrap_or("/usr/bin/chromedriver".into());
+    async fn start(browser: Browser) -> Driver {
+        let servers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/servers/bin");
+        let (variable, default) = match browser {
+            Browser::Chromium => ("ECOM_CHROMEDRIVER", "/usr/bin/chromedriver".into()),
+            Browser::Firefox => (
+                "ECOM_GECKODRIVER",
+                servers.join("geckodriver").display().to_string(),
+            ),
+        };
+        let binary = std::env::var(variable).unwrap_or(default);
         assert!(
             std::path::Path::new(&binary).exists(),
-            "{binary} not found: run `scripts/servers.sh install` (Debian's chromium-driver)"
+            "{binary} not found: run `scripts/servers.sh install`, or set {variable}"
         );
         let port = testkit::free_port();
         let child = Command::new(&binary)
@@ -29,24 +54,39 @@ impl Driver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver starts");
+            .unwrap_or_else(|e| panic!("{binary} starts: {e}"));
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest::get(format!("{url}/status")).await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver never answered");
+            assert!(Instant::now() < deadline, "{binary} never answered");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Driver { child, url }
+        Driver {
+            child,
+            url,
+            browser,
+        }
     }
 
     async fn browser(&self) -> Client {
         let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                            "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
-        );
-        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+        match self.browser {
+            Browser::Chromium => {
+                caps.insert(
+                    "goog:chromeOptions".into(),
+                    json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                                    "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
+                );
+                caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+            }
+            Browser::Firefox => {
+                let binary = std::env::var("ECOM_FIREFOX").unwrap_or("/usr/bin/firefox-esr".into());
+                caps.insert(
+                    "moz:firefoxOptions".into(),
+                    json!({"binary": binary, "args": ["-headless", "-width=1280", "-height=1000"]}),
+                );
+            }
+        }
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&self.url)
@@ -126,35 +166,33 @@ const SHOWN_CHART: &str = "const svg = document.querySelector('#chart svg');
     return users ? [document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product,
       users.dataset.values] : null;";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_shows_what_the_api_says_and_reconnects_by_itself() {
-    let _serial = serial().await;
-    let driver = Driver::start().await;
-    let dir = tempfile::tempdir().expect("a data directory");
-    let port = testkit::free_port();
-    let args = ["--demo-rate", "200", "--out-of-orderness", "1s"];
-    let mut platform = up(dir.path(), port, &args);
-    platform.wait_ready().await;
-    let base = platform.url().to_owned();
-    let browser = driver.browser().await;
+/// What a browser must show of a running platform: every part ready, the bars equal to the
+/// API's top, the chart equal to the selected product's windows, a bar picked by click and by
+/// keyboard, nothing wider than a phone. Saves `<browser>.png` and `<browser>-phone.png`.
+async fn shows_the_platform(browser: &Client, name: &str, base: &str) {
     browser
         .goto(&format!("{base}/"))
         .await
         .expect("the page loads");
-
-    // The pipeline, all green, with rates.
     wait_for(
-        &browser,
+        browser,
         "const parts = [...document.querySelectorAll('#pipeline li')];
          return parts.length === 6 && parts.every(p => p.dataset.ready === 'true') ? true : null;",
         Duration::from_secs(30),
         "every part shown ready",
     )
     .await;
+    wait_for(
+        browser,
+        "return document.getElementById('connection').dataset.state === 'live' ? true : null;",
+        Duration::from_secs(10),
+        "the live stream open",
+    )
+    .await;
 
     // The first closed minute (within about 70 s of demo traffic): the bars are the API's top.
     let mut shown = wait_for(
-        &browser,
+        browser,
         SHOWN_TOP,
         Duration::from_secs(100),
         "a closed minute",
@@ -180,16 +218,16 @@ async fn the_dashboard_shows_what_the_api_says_and_reconnects_by_itself() {
         // A newer minute may have closed between the two reads: read both again.
         assert!(
             Instant::now() < deadline,
-            "the page shows {shown}, the API says {expected:?}"
+            "{name} shows {shown}, the API says {expected:?}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        shown = wait_for(&browser, SHOWN_TOP, Duration::from_secs(5), "the bars").await;
+        shown = wait_for(browser, SHOWN_TOP, Duration::from_secs(5), "the bars").await;
     }
 
     // The selected product's chart draws the analytics API's windows, oldest first.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let chart = wait_for(&browser, SHOWN_CHART, Duration::from_secs(10), "the chart").await;
+        let chart = wait_for(browser, SHOWN_CHART, Duration::from_secs(10), "the chart").await;
         let product = chart[0].as_str().expect("a selected product").to_owned();
         let windows: Value = reqwest::get(format!(
             "{base}/api/v1/analytics/products/{product}/windows?limit=60"
@@ -211,99 +249,123 @@ async fn the_dashboard_shows_what_the_api_says_and_reconnects_by_itself() {
         }
         assert!(
             Instant::now() < deadline,
-            "the chart of {product} draws {}, the API says {users:?}",
+            "{name}'s chart of {product} draws {}, the API says {users:?}",
             chart[1]
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Picking another bar selects it.
+    // Picking a bar selects it, by click and by keyboard.
     let bars = browser.find_all(Locator::Css("#top li")).await.unwrap();
-    if bars.len() > 1 {
+    let selected = |product: String| {
+        format!(
+            "return document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product === '{product}' ? true : null;"
+        )
+    };
+    if bars.len() > 2 {
         let second = bars[1].attr("data-product").await.unwrap().unwrap();
         bars[1].click().await.unwrap();
         wait_for(
-            &browser,
-            &format!(
-                "return document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product === '{second}' ? true : null;"
-            ),
+            browser,
+            &selected(second),
             Duration::from_secs(5),
-            "the picked product selected",
+            "clicked",
         )
         .await;
-    }
-
-    // Keyboard: the bars are reachable and Enter picks one.
-    if bars.len() > 2 {
         let third = bars[2].attr("data-product").await.unwrap().unwrap();
         bars[2]
             .send_keys(&fantoccini::key::Key::Enter.to_string())
             .await
             .unwrap();
         wait_for(
-            &browser,
-            &format!(
-                "return document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product === '{third}' ? true : null;"
-            ),
+            browser,
+            &selected(third),
             Duration::from_secs(5),
-            "the product picked by keyboard selected",
+            "picked by keyboard",
         )
         .await;
     }
-    screenshot(&browser, "dashboard.png").await;
+    screenshot(browser, &format!("{name}.png")).await;
     // At a phone's width nothing runs off the side.
     browser.set_window_size(390, 844).await.unwrap();
     wait_for(
-        &browser,
+        browser,
         "return document.documentElement.scrollWidth <= window.innerWidth ? true : null;",
         Duration::from_secs(5),
         "no horizontal overflow at a phone's width",
     )
     .await;
-    screenshot(&browser, "dashboard-phone.png").await;
+    screenshot(browser, &format!("{name}-phone.png")).await;
     browser.set_window_size(1280, 1000).await.unwrap();
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_what_the_api_says_and_reconnects_by_itself() {
+    let _serial = serial().await;
+    let drivers = [
+        Driver::start(Browser::Chromium).await,
+        Driver::start(Browser::Firefox).await,
+    ];
+    let dir = tempfile::tempdir().expect("a data directory");
+    let port = testkit::free_port();
+    let args = ["--demo-rate", "200", "--out-of-orderness", "1s"];
+    let mut platform = up(dir.path(), port, &args);
+    platform.wait_ready().await;
+    let base = platform.url().to_owned();
+    let mut browsers = Vec::new();
+    for driver in &drivers {
+        let browser = driver.browser().await;
+        shows_the_platform(&browser, driver.browser.name(), &base).await;
+        browsers.push(browser);
+    }
     // Nothing went wrong in the page so far: no script error, no refused resource, no CSP
-    // report, no failed request.
-    let errors = console_errors(&browser).await;
+    // report, no failed request (Chromium's console; geckodriver does not serve Firefox's).
+    let chromium = &browsers[0];
+    let errors = console_errors(chromium).await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
 
-    // Stopped: the page says it is disconnected. Started again on the same data directory:
-    // it recovers by itself.
+    // Stopped: the pages say they are disconnected. Started again on the same data
+    // directory: they recover by themselves.
     assert!(platform.terminate().success());
-    wait_for(
-        &browser,
-        "return document.getElementById('disconnected').hidden ? null : \
-         document.getElementById('connection').dataset.state;",
-        Duration::from_secs(15),
-        "the disconnected state",
-    )
-    .await;
+    for browser in &browsers {
+        wait_for(
+            browser,
+            "return document.getElementById('disconnected').hidden ? null : \
+             document.getElementById('connection').dataset.state;",
+            Duration::from_secs(15),
+            "the disconnected state",
+        )
+        .await;
+    }
     let platform = up(dir.path(), port, &args);
     platform.wait_ready().await;
-    wait_for(
-        &browser,
-        "return document.getElementById('disconnected').hidden && \
-         document.getElementById('connection').dataset.state === 'live' ? true : null;",
-        Duration::from_secs(30),
-        "reconnected by itself",
-    )
-    .await;
+    for browser in &browsers {
+        wait_for(
+            browser,
+            "return document.getElementById('disconnected').hidden && \
+             document.getElementById('connection').dataset.state === 'live' ? true : null;",
+            Duration::from_secs(30),
+            "reconnected by itself",
+        )
+        .await;
+    }
 
     // Across the outage, only the requests that could not reach the platform failed (network
     // errors, `net::ERR_...`); nothing else.
-    let errors: Vec<String> = console_errors(&browser)
+    let errors: Vec<String> = console_errors(chromium)
         .await
         .into_iter()
         .filter(|e| !e.contains("net::ERR_"))
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
-    browser.close().await.unwrap();
+    for browser in browsers {
+        browser.close().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_traffic_it_says_how_to_send_some_and_it_asks_for_a_token_where_needed() {
     let _serial = serial().await;
-    let driver = Driver::start().await;
+    let driver = Driver::start(Browser::Chromium).await;
     let dir = tempfile::tempdir().expect("a data directory");
     // Analytics asks callers on this machine for a token too, as the deployed gateway does.
     let mut platform = up(

@@ -320,6 +320,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
 
     debug_assert_eq!(base, format!("http://{addr}"));
     println!("ecom is up: data in {}", args.data_dir.display());
+    println!("  dashboard  {base}/");
     println!("  events     POST {base}/api/v1/events");
     println!("  analytics  GET  {base}/api/v1/analytics/top");
     println!("             GET  {base}/api/v1/analytics/products/{{product_id}}/windows");

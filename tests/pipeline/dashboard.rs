@@ -254,35 +254,48 @@ async fn shows_the_platform(browser: &Client, name: &str, base: &str) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Picking a bar selects it, by click and by keyboard.
-    let bars = browser.find_all(Locator::Css("#top li")).await.unwrap();
-    let selected = |product: String| {
+    // Picking a bar selects it, by click and by keyboard. (A newer minute may replace the
+    // bars at any moment: each is found again right before it is used.)
+    let selected = |product: &str| {
         format!(
             "return document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product === '{product}' ? true : null;"
         )
     };
-    if bars.len() > 2 {
-        let second = bars[1].attr("data-product").await.unwrap().unwrap();
-        bars[1].click().await.unwrap();
-        wait_for(
-            browser,
-            &selected(second),
-            Duration::from_secs(5),
-            "clicked",
-        )
-        .await;
-        let third = bars[2].attr("data-product").await.unwrap().unwrap();
-        bars[2]
-            .send_keys(&fantoccini::key::Key::Enter.to_string())
-            .await
-            .unwrap();
-        wait_for(
-            browser,
-            &selected(third),
-            Duration::from_secs(5),
-            "picked by keyboard",
-        )
-        .await;
+    for (index, by_keyboard) in [(1, false), (2, true)] {
+        let mut tries = 0;
+        let product = loop {
+            tries += 1;
+            let bars = browser.find_all(Locator::Css("#top li")).await.unwrap();
+            let Some(bar) = bars.get(index) else {
+                break None;
+            };
+            let picked = async {
+                let product = bar.attr("data-product").await?.unwrap_or_default();
+                if by_keyboard {
+                    bar.send_keys(&fantoccini::key::Key::Enter.to_string())
+                        .await?;
+                } else {
+                    bar.click().await?;
+                }
+                Ok::<_, fantoccini::error::CmdError>(product)
+            };
+            match picked.await {
+                Ok(product) => break Some(product),
+                Err(e) if tries < 5 => {
+                    eprintln!("{name}: the bars changed under the click ({e}); again");
+                }
+                Err(e) => panic!("{name}: cannot pick a bar: {e}"),
+            }
+        };
+        if let Some(product) = product {
+            wait_for(
+                browser,
+                &selected(&product),
+                Duration::from_secs(5),
+                "picked",
+            )
+            .await;
+        }
     }
     screenshot(browser, &format!("{name}.png")).await;
     // At a phone's width nothing runs off the side.

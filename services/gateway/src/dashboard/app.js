@@ -11,6 +11,7 @@ const state = {
   selected: null,
   names: new Map(), // product id -> [name or null, when asked]
   topTimer: null,
+  topSignature: null,
   windowStart: null,
 };
 
@@ -158,6 +159,10 @@ async function refreshTop() {
     failed(error);
     return;
   }
+  // Unchanged: leave the bars (and the keyboard's focus) alone.
+  const signature = JSON.stringify(top);
+  if (signature === state.topSignature) return;
+  state.topSignature = signature;
   const empty = !top.window_start || top.products.length === 0;
   $('empty').hidden = !empty;
   $('window').textContent = empty ? '' : `${top.window_start.slice(11, 16)}–${top.window_end.slice(11, 16)} UTC`;
@@ -165,6 +170,7 @@ async function refreshTop() {
   await names(top.products.map((p) => p.product_id));
   const max = Math.max(1, ...top.products.map((p) => p.unique_user_count));
   const list = $('top');
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.product : null;
   list.replaceChildren(...top.products.map((p) => {
     const bar = el('span', { class: 'bar' });
     bar.style.width = `${(100 * p.unique_user_count) / max}%`;
@@ -186,6 +192,10 @@ async function refreshTop() {
     });
     return item;
   }));
+  if (focused) {
+    const again = [...list.children].find((item) => item.dataset.product === focused);
+    if (again) again.focus();
+  }
   if (!state.selected && top.products.length > 0) select(top.products[0].product_id);
   else if (state.selected) refreshChart();
 }

@@ -163,7 +163,7 @@ const SHOWN_TOP: &str = "const items = [...document.querySelectorAll('#top li')]
 
 const SHOWN_CHART: &str = "const svg = document.querySelector('#chart svg');
     const users = svg && svg.querySelector('polyline.users');
-    return users ? [document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product,
+    return users ? [document.querySelector('#top li[aria-pressed=\"true\"]')?.dataset.product,
       users.dataset.values] : null;";
 
 /// What a browser must show of a running platform: every part ready, the bars equal to the
@@ -258,7 +258,7 @@ async fn shows_the_platform(browser: &Client, name: &str, base: &str) {
     // bars at any moment: each is found again right before it is used.)
     let selected = |product: &str| {
         format!(
-            "return document.querySelector('#top li[aria-selected=\"true\"]')?.dataset.product === '{product}' ? true : null;"
+            "return document.querySelector('#top li[aria-pressed=\"true\"]')?.dataset.product === '{product}' ? true : null;"
         )
     };
     for (index, by_keyboard) in [(1, false), (2, true)] {

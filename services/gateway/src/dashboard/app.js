@@ -179,7 +179,7 @@ async function refreshTop() {
       role: 'button',
       'data-product': p.product_id,
       'data-users': String(p.unique_user_count),
-      'aria-selected': String(p.product_id === state.selected),
+      'aria-pressed': String(p.product_id === state.selected),
       'aria-label': `${nameOf(p.product_id)}: ${p.unique_user_count} unique users, ${p.event_count} events`,
     },
     el('span', { class: 'label', title: p.product_id }, nameOf(p.product_id)),
@@ -203,7 +203,7 @@ async function refreshTop() {
 function select(id) {
   state.selected = id;
   for (const item of $('top').children) {
-    item.setAttribute('aria-selected', String(item.dataset.product === id));
+    item.setAttribute('aria-pressed', String(item.dataset.product === id));
   }
   refreshChart();
 }

@@ -488,6 +488,26 @@ async fn a_failed_get_is_retried_and_a_post_never_is() {
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
     assert_eq!(a.code(), "upstream_unavailable");
     assert_eq!(flaky.count("POST"), 1);
+    // A body declared over the gateway's limit (4 MiB) is refused at once, before it is sent
+    // (read raw: an HTTP client would rather fail writing the body than read the answer).
+    let addr: SocketAddr = g.base.trim_start_matches("http://").parse().unwrap();
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            (4 << 20) + 1
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = vec![0u8; 4096];
+        let n = s.read(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer[..n]).to_string()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body_too_large"), "{answer}");
+    assert_eq!(flaky.count("POST"), 1);
     let metrics = g.metrics().await;
     assert_eq!(
         value(

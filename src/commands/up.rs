@@ -71,6 +71,9 @@ pub struct Args {
     local_analytics: bool,
     #[command(flatten)]
     gateway: super::crud::GatewayFlags,
+    /// The import folder's batches and retries (its gateway is this process's).
+    #[command(flatten)]
+    importer: ImportFlags,
     /// Embedded log segments are deleted (once the engine no longer needs them) past this
     /// many bytes per partition.
     #[arg(long, default_value_t = 1 << 30)]
@@ -214,7 +217,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         analytics: url(Upstream::Analytics),
     };
     let crud = Crud::open(&args.data_dir).await?;
-    let credentials = bootstrap_identity(&crud.auth, &args.data_dir).await?;
+    let identity = bootstrap_identity(&crud.auth, &args.data_dir).await?;
     let tokens = auth::TokenConfig {
         issuer: base.clone(),
         audience: "ecom".to_owned(),
@@ -319,6 +322,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     servers.push(tokio::spawn(server));
 
     debug_assert_eq!(base, format!("http://{addr}"));
+    let import_dir = args.data_dir.join("import");
     println!("ecom is up: data in {}", args.data_dir.display());
     println!("  dashboard  {base}/");
     println!("  events     POST {base}/api/v1/events");
@@ -328,10 +332,14 @@ async fn up(args: Args) -> anyhow::Result<()> {
     println!("             GET  {base}/api/v1/analytics/stream   (Server-Sent Events)");
     println!("  identity   POST {base}/api/v1/auth/register, POST {base}/api/v1/auth/token");
     println!("             keys at {base}/.well-known/jwks.json");
-    for line in &credentials {
+    for line in &identity.lines {
         println!("             {line}");
     }
     println!("  catalog    {base}/api/v1/products   (POST, GET, PATCH, DELETE; /batch)");
+    println!(
+        "  import     drop .csv files into {}   (reports in import/done/)",
+        import_dir.display()
+    );
     println!("  customers  {base}/api/v1/customers");
     println!("  orders     {base}/api/v1/orders   (each PURCHASE line feeds the windows)");
     println!("  API docs   {base}/docs   ({base}/api/v1/openapi.json)");
@@ -358,6 +366,23 @@ async fn up(args: Args) -> anyhow::Result<()> {
         ))
     });
     let printer = tokio::spawn(print_closed_minutes(store.clone(), args.top));
+    // The import folder goes through the gateway as the machine client `importer`, as the
+    // Lambda does.
+    let importer = product_import::api::ProductApi::new(product_import::api::ApiConfig {
+        base_url: base.clone(),
+        client_id: "importer".to_owned(),
+        client_secret: identity.importer_secret.clone(),
+        request_timeout: Duration::from_secs(30),
+        retry_budget: Duration::from_secs(120),
+    })?;
+    let import = tokio::spawn(super::import::watch_folder(
+        import_dir,
+        importer,
+        product_import::Options {
+            batch_rows: usize::from(args.importer.batch_rows),
+            ..product_import::Options::default()
+        },
+    ));
 
     let outcome: Result<(), RuntimeError> = tokio::select! {
         () = service_common::shutdown_signal() => {
@@ -370,6 +395,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         demo.abort();
     }
     printer.abort();
+    import.abort();
     let _ = stop_servers.send(true);
     for server in servers {
         let _ = server.await;
@@ -422,11 +448,29 @@ impl Crud {
     }
 }
 
+/// The import folder's settings: those of `ecom import` but where the gateway is and who the
+/// importer is, which `ecom up` knows.
+#[derive(clap::Args)]
+struct ImportFlags {
+    /// Products per request of the import folder (at most 1,000).
+    #[arg(long = "import-batch-rows", env = "IMPORT_BATCH_ROWS", default_value_t = 500,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    batch_rows: u16,
+}
+
+/// What [`bootstrap_identity`] made.
+struct Identity {
+    /// To print: the secrets generated now.
+    lines: Vec<String>,
+    importer_secret: String,
+}
+
 /// The administrator `admin` and the machine client `importer` (`catalog:write`): their
 /// password and secret from `ECOM_ADMIN_PASSWORD` and `ECOM_IMPORTER_SECRET`, or else generated
-/// once, kept in the data directory (mode 600) and printed when made. Returns the lines to print.
-async fn bootstrap_identity(db: &service_db::Db, data_dir: &Path) -> anyhow::Result<Vec<String>> {
+/// once, kept in the data directory (mode 600) and printed when made.
+async fn bootstrap_identity(db: &service_db::Db, data_dir: &Path) -> anyhow::Result<Identity> {
     let mut lines = Vec::new();
+    let mut importer_secret = String::new();
     for (what, variable, file) in [
         ("admin", "ECOM_ADMIN_PASSWORD", "admin-password"),
         ("importer", "ECOM_IMPORTER_SECRET", "importer-secret"),
@@ -449,10 +493,16 @@ async fn bootstrap_identity(db: &service_db::Db, data_dir: &Path) -> anyhow::Res
         };
         match what {
             "admin" => auth::ensure_admin(db, &secret).await?,
-            _ => auth::ensure_client(db, "importer", &secret, "catalog:write").await?,
+            _ => {
+                auth::ensure_client(db, "importer", &secret, "catalog:write").await?;
+                importer_secret = secret;
+            }
         }
     }
-    Ok(lines)
+    Ok(Identity {
+        lines,
+        importer_secret,
+    })
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {

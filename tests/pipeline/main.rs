@@ -9,6 +9,7 @@
 
 mod crud;
 mod dashboard;
+mod import_folder;
 mod support;
 mod up;
 

@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,97 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use testkit::prometheus::value;
 
-use crate::support::{AUDIENCE, Answer, Backend, ISSUER, Platform};
-
-/// `ecom gateway` on a free port, killed when dropped.
-struct GatewayProcess {
-    child: Child,
-    base: String,
-}
-
-impl GatewayProcess {
-    /// In front of `p`'s services (ingest and analytics at `ingest`, `analytics` when given,
-    /// else a closed port), with `env` on top.
-    async fn start(p: &Platform, upstreams: &[(&str, &str)], env: &[(&str, &str)]) -> Self {
-        let port = testkit::free_port();
-        let closed = format!("http://127.0.0.1:{}", testkit::free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ecom"));
-        command
-            .args(["gateway", "--addr", &format!("127.0.0.1:{port}")])
-            .env("AUTH_URL", &p.auth.base)
-            .env("CATALOG_URL", &p.catalog.base)
-            .env("CUSTOMERS_URL", &p.customers.base)
-            .env("ORDERS_URL", &p.orders.base)
-            .env("INGEST_URL", &closed)
-            .env("ANALYTICS_URL", &closed)
-            .env("ECOM_TOKEN_ISSUER", ISSUER)
-            .env("ECOM_TOKEN_AUDIENCE", AUDIENCE)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null());
-        for (name, value) in upstreams.iter().chain(env) {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("ecom gateway starts");
-        let gateway = GatewayProcess {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::get(format!("{}/healthz", gateway.base))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "the gateway never listened");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        gateway
-    }
-
-    async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
-        let mut request = reqwest::Client::new().get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        Answer::read(request.send().await.unwrap(), path).await
-    }
-
-    /// Waits until the shared limits on Redis answer (the connection is made in the background).
-    async fn wait_for_redis(&self, up: bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let wanted = if up { 1.0 } else { 0.0 };
-        loop {
-            if up {
-                // A decision moves the gauge once the connection is back.
-                let _ = self.get("/api/v1/products?limit=1", None).await;
-            }
-            if value(&self.metrics().await, "gateway_rate_limit_redis_up") == wanted {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the gateway's Redis never became {}",
-                if up { "reachable" } else { "unreachable" }
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Answer, Backend, GatewayProcess, Platform};
 
 async fn machine_token(p: &Platform, id: &str, scopes: &str) -> String {
     let secret = "a-long-machine-secret-for-tests";

@@ -9,5 +9,6 @@ mod catalog_api;
 mod customers_api;
 mod gateway_api;
 mod gateway_limits;
+mod import;
 mod orders_api;
 mod outbox;

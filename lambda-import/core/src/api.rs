@@ -1,0 +1,284 @@
+//! The gateway as the importer sees it: a client-credentials token, and batches of products
+//! upserted by SKU, retried through 429s, 5xx and dropped connections.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use service_common::retry::Backoff;
+use tokio::sync::Mutex;
+
+/// The batch route, under [`ApiConfig::base_url`].
+pub const BATCH_PATH: &str = "/api/v1/products/batch";
+/// The token route.
+pub const TOKEN_PATH: &str = "/api/v1/auth/token";
+/// The longest `Retry-After` honoured as given; a longer one waits this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Where the gateway is and who the importer is.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The gateway's base URL (`PRODUCT_API_URL`), such as `https://api.example.com`.
+    pub base_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// How long one request may take.
+    pub request_timeout: Duration,
+    /// How long a request is retried without any success before the import fails.
+    pub retry_budget: Duration,
+}
+
+/// Why the gateway could not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Still failing once the retry budget was spent.
+    #[error("the gateway at {url} did not take the request after retrying for {waited:?}: {last}")]
+    Unavailable {
+        url: String,
+        waited: Duration,
+        last: String,
+    },
+    /// An answer no retry changes: bad credentials, a missing scope, a refused request.
+    #[error("the gateway refused {url}: {status} {body}")]
+    Refused {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the gateway's answer to {url} is not what was expected: {reason}")]
+    Unexpected { url: String, reason: String },
+}
+
+/// `POST /api/v1/products/batch`'s answer.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BatchAnswer {
+    pub results: Vec<ItemAnswer>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ItemAnswer {
+    pub index: usize,
+    pub status: ItemStatus,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<FieldAnswer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Created,
+    Updated,
+    Unchanged,
+    Rejected,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FieldAnswer {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    expires_in: u64,
+}
+
+/// The gateway, with the importer's token (fetched on first use, again before it expires or
+/// when refused).
+pub struct ProductApi {
+    http: reqwest::Client,
+    config: ApiConfig,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+/// What one attempt came to.
+enum Attempt<T> {
+    Done(T),
+    /// Worth another try, after at least the given wait.
+    Retry(String, Option<Duration>),
+    /// The token was refused: fetch another and try again (once).
+    Unauthorized(String),
+}
+
+impl ProductApi {
+    pub fn new(config: ApiConfig) -> Result<ProductApi, ApiError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| ApiError::Unexpected {
+                url: config.base_url.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(ProductApi {
+            http,
+            config: ApiConfig {
+                base_url: config.base_url.trim_end_matches('/').to_owned(),
+                ..config
+            },
+            token: Mutex::new(None),
+        })
+    }
+
+    /// Upserts one batch: `body` is `{"items": [...]}`. The idempotency key makes a retry of
+    /// a request whose answer was lost answer as the first attempt did.
+    pub async fn upsert(
+        &self,
+        body: Vec<u8>,
+        idempotency_key: &str,
+    ) -> Result<BatchAnswer, ApiError> {
+        let url = format!("{}{BATCH_PATH}", self.config.base_url);
+        let body = bytes::Bytes::from(body);
+        let mut refreshed = false;
+        let mut backoff = Backoff::new(self.config.retry_budget);
+        let started = Instant::now();
+        loop {
+            let token = self.token(&mut backoff).await?;
+            let request = self
+                .http
+                .post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .header("idempotency-key", idempotency_key)
+                .body(body.clone());
+            match attempt(request, &url).await? {
+                Attempt::Done(answer) => return parse(&url, &answer),
+                Attempt::Unauthorized(reason) => {
+                    if refreshed {
+                        return Err(ApiError::Refused {
+                            url,
+                            status: 401,
+                            body: reason,
+                        });
+                    }
+                    refreshed = true;
+                    *self.token.lock().await = None;
+                }
+                Attempt::Retry(reason, retry_after) => {
+                    wait(&mut backoff, retry_after, &url, started, reason).await?;
+                }
+            }
+        }
+    }
+
+    /// A valid token: the cached one, or a new one from the token endpoint.
+    async fn token(&self, backoff: &mut Backoff) -> Result<String, ApiError> {
+        let mut cached = self.token.lock().await;
+        if let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(token.clone());
+        }
+        let url = format!("{}{TOKEN_PATH}", self.config.base_url);
+        let started = Instant::now();
+        loop {
+            let request = self.http.post(&url).form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &self.config.client_id),
+                ("client_secret", &self.config.client_secret),
+            ]);
+            match attempt(request, &url).await? {
+                Attempt::Done(answer) => {
+                    let answer: TokenAnswer = parse(&url, &answer)?;
+                    // Renewed a minute early (or halfway, for short-lived tokens).
+                    let life = Duration::from_secs(answer.expires_in);
+                    let until = Instant::now()
+                        + (life / 2).max(life.saturating_sub(Duration::from_secs(60)));
+                    *cached = Some((answer.access_token.clone(), until));
+                    return Ok(answer.access_token);
+                }
+                Attempt::Unauthorized(body) => {
+                    return Err(ApiError::Refused {
+                        url,
+                        status: 401,
+                        body: format!("{body} (check the importer's client id and secret)"),
+                    });
+                }
+                Attempt::Retry(reason, retry_after) => {
+                    wait(backoff, retry_after, &url, started, reason).await?;
+                }
+            }
+        }
+    }
+}
+
+/// Sends one request: 2xx is done; 401 asks for a new token; 408, 429, 5xx and transport
+/// errors are retried; any other status is refused for good.
+async fn attempt(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<Attempt<Vec<u8>>, ApiError> {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return Ok(Attempt::Retry(error_chain(&e), None)),
+    };
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+    let body = match response.bytes().await {
+        Ok(body) => body.to_vec(),
+        Err(e) => return Ok(Attempt::Retry(error_chain(&e), retry_after)),
+    };
+    let text = || String::from_utf8_lossy(&body[..body.len().min(2048)]).into_owned();
+    Ok(match status.as_u16() {
+        200..=299 => Attempt::Done(body),
+        401 => Attempt::Unauthorized(text()),
+        408 | 429 | 500..=599 => Attempt::Retry(format!("{status} {}", text()), retry_after),
+        code => {
+            return Err(ApiError::Refused {
+                url: url.to_owned(),
+                status: code,
+                body: text(),
+            });
+        }
+    })
+}
+
+/// Waits before the next attempt: the backoff's delay, or the server's `Retry-After` when
+/// longer; fails once the budget is spent.
+async fn wait(
+    backoff: &mut Backoff,
+    retry_after: Option<Duration>,
+    url: &str,
+    started: Instant,
+    last: String,
+) -> Result<(), ApiError> {
+    let Some(delay) = backoff.next_delay() else {
+        return Err(ApiError::Unavailable {
+            url: url.to_owned(),
+            waited: started.elapsed(),
+            last,
+        });
+    };
+    let delay = delay.max(retry_after.unwrap_or_default());
+    tracing::debug!(url, ?delay, reason = %last, "retrying");
+    tokio::time::sleep(delay).await;
+    Ok(())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Unexpected {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// An error and its causes, each after a colon.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

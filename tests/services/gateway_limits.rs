@@ -254,20 +254,7 @@ async fn a_stopped_service_opens_the_breaker_and_recovers_after_restart() {
     assert_eq!(r.status, StatusCode::OK);
 
     // The catalog comes back on its address: after the open period, a probe closes the breaker.
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (_, server) = catalog::build(
-        catalog::Config {
-            addr: catalog_addr,
-            body: crate::support::body_limits(),
-        },
-        p.catalog_db.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .expect("the catalog binds its old address again");
-    tokio::spawn(server);
+    let stop = p.restart_catalog(catalog_addr).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let a = g.get("/api/v1/products", None).await;

@@ -263,6 +263,49 @@ async fn a_missing_column_or_an_empty_file_fails_with_one_reason() {
     );
 }
 
+/// A gateway that accepts connections and never answers: each request times out, is
+/// retried within the budget, and then the import fails with the reason (no hang).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_gateway_fails_the_import_after_the_retry_budget() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap();
+    let held = std::thread::spawn(move || {
+        // Accepts and holds every connection, reading nothing.
+        let mut connections = Vec::new();
+        for connection in silent.incoming().take(64) {
+            connections.push(connection);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.csv");
+    std::fs::write(
+        &file,
+        "sku,name,price,currency,category,stock_quantity\nA-1,a,1,EUR,k,1\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let output = ecom_import(
+        &format!("http://{address}"),
+        file.to_str().unwrap(),
+        &[
+            ("IMPORT_TIMEOUT_SECONDS", "1"),
+            ("IMPORT_RETRY_SECONDS", "3"),
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(!output.status.success());
+    let report = stdout_report(&output);
+    assert_eq!(report["status"], "failed");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("did not take the request after retrying"),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(20), "gave up after {took:?}");
+    drop(held);
+}
+
 /// 429s from the gateway's rate limit and 503s while the catalog is down: the import waits
 /// them out (honouring Retry-After) and stores every valid row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -327,20 +370,7 @@ async fn rate_limits_and_an_unavailable_catalog_are_waited_out() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (_, server) = catalog::build(
-        catalog::Config {
-            addr: catalog_addr,
-            body: crate::support::body_limits(),
-        },
-        p.catalog_db.clone(),
-        async {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .expect("the catalog binds its old address again");
-    tokio::spawn(server);
+    let _stop = p.restart_catalog(catalog_addr).await;
 
     let output = import.await.unwrap();
     assert!(

@@ -257,6 +257,26 @@ impl Platform {
         }
     }
 
+    /// The catalog served again on `addr` (its address before [`Service::stop`]), on the same
+    /// database; it stops when the returned sender is dropped.
+    pub async fn restart_catalog(&self, addr: SocketAddr) -> oneshot::Sender<()> {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (_, server) = catalog::build(
+            catalog::Config {
+                addr,
+                body: body_limits(),
+            },
+            self.catalog_db.clone(),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .expect("the catalog binds its old address again");
+        tokio::spawn(server);
+        stop
+    }
+
     /// `method url` with an optional JSON body and headers: the status, headers and body
     /// (JSON, or `Value::Null` when empty). Asserts the answer is never a 5xx other than
     /// 503/504.

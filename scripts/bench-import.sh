@@ -5,12 +5,12 @@
 # again (every row unchanged). Prints each run's report summary, rows/s and peak memory (the
 # import process's VmHWM); the figures go to BENCHMARKS.md.
 #
-#   scripts/bench-import.sh            # ROWS=100000 BATCH=500 by default
+#   scripts/bench-import.sh            # ROWS=100000 BATCH=1000 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROWS=${ROWS:-100000}
-BATCH=${BATCH:-500}
+BATCH=${BATCH:-1000}
 scripts/servers.sh install >/dev/null
 cargo build --release --locked --bin ecom
 ecom=$PWD/target/release/ecom

@@ -10,12 +10,12 @@
 //! - `PRODUCT_API_URL`: the gateway's base URL;
 //! - `IMPORT_CLIENT_ID` (default `importer`) and `IMPORT_CLIENT_SECRET`, or
 //!   `IMPORT_CLIENT_SECRET_ARN` naming the secret in AWS Secrets Manager;
-//! - `IMPORT_BATCH_ROWS` (default 500, at most 1,000), `IMPORT_RETRY_SECONDS` (default 120:
+//! - `IMPORT_BATCH_ROWS` (default 1,000, the most the catalog takes), `IMPORT_RETRY_SECONDS` (default 120:
 //!   how long the gateway is retried without any success), `IMPORT_TIMEOUT_SECONDS` (30, one
 //!   request);
 //! - the AWS SDK's own (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
 //!
-//! Build the arm64 zip with `cargo lambda build --release --arm64 -p lambda-import --output-format zip`
+//! Build the arm64 zip with `cargo lambda build --profile lambda --arm64 -p lambda-import --output-format zip`
 //! (see README.md).
 
 use std::time::Duration;
@@ -85,7 +85,7 @@ impl Function {
             s3: product_import::s3::client_from_env().await,
             api,
             options: Options {
-                batch_rows: number("IMPORT_BATCH_ROWS", 500)? as usize,
+                batch_rows: number("IMPORT_BATCH_ROWS", 1000)? as usize,
                 ..Options::default()
             },
         })

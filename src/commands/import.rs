@@ -45,7 +45,7 @@ pub struct ImporterFlags {
     #[arg(long, env = "IMPORT_CLIENT_SECRET_ARN")]
     pub client_secret_arn: Option<String>,
     /// Products per request (at most 1,000).
-    #[arg(long, env = "IMPORT_BATCH_ROWS", default_value_t = 500,
+    #[arg(long, env = "IMPORT_BATCH_ROWS", default_value_t = 1000,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub batch_rows: u16,
     /// How long the gateway is retried (429, 5xx, no connection) without any success before

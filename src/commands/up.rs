@@ -453,7 +453,7 @@ impl Crud {
 #[derive(clap::Args)]
 struct ImportFlags {
     /// Products per request of the import folder (at most 1,000).
-    #[arg(long = "import-batch-rows", env = "IMPORT_BATCH_ROWS", default_value_t = 500,
+    #[arg(long = "import-batch-rows", env = "IMPORT_BATCH_ROWS", default_value_t = 1000,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     batch_rows: u16,
 }

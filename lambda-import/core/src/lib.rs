@@ -65,7 +65,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            batch_rows: 500,
+            batch_rows: MAX_BATCH_ROWS,
             limits: Limits::default(),
         }
     }

@@ -18,7 +18,7 @@
 //! Build the arm64 zip with `cargo lambda build --profile lambda --arm64 -p lambda-import --output-format zip`
 //! (see README.md).
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -46,9 +46,29 @@ async fn main() -> Result<(), Error> {
     let function = Function::from_env().await?;
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
-        function.handle(event.payload).await
+        let deadline = deadline(event.context.deadline);
+        function.handle(event.payload, deadline).await
     }))
     .await
+}
+
+/// The most time kept back from the invocation's end to write the reports (a fifth of the
+/// time left when that is less: a function with a short timeout still gets to send).
+const REPORT_MARGIN: Duration = Duration::from_secs(10);
+
+/// The invocation's deadline (milliseconds since the epoch) as an instant, less the time kept
+/// to write the reports; `None` when the runtime gave none, or one already past, which Lambda
+/// never does (`cargo lambda watch` sends the timeout itself, 600000, in the field).
+fn deadline(epoch_ms: u64) -> Option<Instant> {
+    let end = UNIX_EPOCH.checked_add(Duration::from_millis(epoch_ms))?;
+    let Ok(left) = end.duration_since(SystemTime::now()) else {
+        tracing::warn!(
+            deadline_ms = epoch_ms,
+            "the invocation's deadline is already past; ignored"
+        );
+        return None;
+    };
+    Some(Instant::now() + left.saturating_sub(REPORT_MARGIN.min(left / 5)))
 }
 
 impl Function {
@@ -78,7 +98,7 @@ impl Function {
             base_url,
             client_id: variable("IMPORT_CLIENT_ID").unwrap_or_else(|| "importer".to_owned()),
             client_secret,
-            request_timeout: Duration::from_secs(number("IMPORT_TIMEOUT_SECONDS", 30)?),
+            request_timeout: Duration::from_secs(number("IMPORT_TIMEOUT_SECONDS", 30)?.max(1)),
             retry_budget: Duration::from_secs(number("IMPORT_RETRY_SECONDS", 120)?),
         })?;
         Ok(Function {
@@ -92,7 +112,13 @@ impl Function {
     }
 
     /// Imports each `.csv` object of the event, in order; fails when any failed as a whole.
-    async fn handle(&self, event: S3Event) -> Result<Value, Error> {
+    /// Nothing is sent past `deadline`, so that a slow gateway fails the import with its
+    /// report written rather than letting Lambda end the invocation mid-batch.
+    async fn handle(&self, event: S3Event, deadline: Option<Instant>) -> Result<Value, Error> {
+        let options = Options {
+            deadline,
+            ..self.options.clone()
+        };
         let mut reports = Vec::new();
         let mut failed = Vec::new();
         for record in event.records {
@@ -108,7 +134,7 @@ impl Function {
                 tracing::info!(object = %at, event = ?record.event_name, "skipped: not a created .csv object");
                 continue;
             }
-            let (report, result) = import_object(&self.s3, &self.api, &at, &self.options).await;
+            let (report, result) = import_object(&self.s3, &self.api, &at, &options).await;
             match &result {
                 Ok(()) => tracing::info!(
                     object = %at,
@@ -141,5 +167,37 @@ impl Function {
         } else {
             Err(failed.join("; ").into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_keeps_time_for_the_reports() {
+        let now_ms = |ahead: Duration| {
+            (SystemTime::now() + ahead)
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let left = |d: Option<Instant>| d.map(|d| d.saturating_duration_since(Instant::now()));
+        let fifteen_minutes = left(deadline(now_ms(Duration::from_secs(900)))).unwrap();
+        assert!(
+            fifteen_minutes > Duration::from_secs(885)
+                && fifteen_minutes <= Duration::from_secs(890)
+        );
+        let three_seconds = left(deadline(now_ms(Duration::from_secs(3)))).unwrap();
+        assert!(
+            three_seconds > Duration::from_millis(2000)
+                && three_seconds <= Duration::from_millis(2400)
+        );
+        assert_eq!(
+            deadline(600_000),
+            None,
+            "cargo lambda watch's timeout, not a time"
+        );
+        assert_eq!(deadline(0), None);
     }
 }

@@ -29,7 +29,7 @@ pub struct Args {
 }
 
 /// Where the gateway is, who the importer is, and how it sends.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Clone)]
 pub struct ImporterFlags {
     /// The gateway's base URL.
     #[arg(long, env = "PRODUCT_API_URL", default_value = "http://127.0.0.1:8080")]
@@ -218,18 +218,31 @@ pub async fn watch_folder(dir: PathBuf, api: ProductApi, options: Options) {
                     continue;
                 }
             };
-            retry_at.remove(&path);
+            // Still the file that was imported? A writer that paused past a poll and went on
+            // writing gets its file imported again once it settles (upserts make that
+            // harmless), instead of moved away half-read.
+            let now = std::fs::metadata(&path)
+                .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+                .ok();
+            if now != Some(look) {
+                tracing::warn!(file = %path.display(), "changed while it was imported; importing it again once it settles");
+                continue;
+            }
             let moved = to.join(name);
             let outcome = write_report(&report_path(&moved), &report)
                 .and_then(|()| std::fs::rename(&path, &moved).context("cannot move the file"));
             match outcome {
-                Ok(()) => println!(
-                    "import: {}  (moved to {})",
-                    report.summary(),
-                    moved.display()
-                ),
+                Ok(()) => {
+                    retry_at.remove(&path);
+                    println!(
+                        "import: {}  (moved to {})",
+                        report.summary(),
+                        moved.display()
+                    );
+                }
                 Err(e) => {
-                    tracing::error!(file = %path.display(), error = %format!("{e:#}"), "imported, but not moved")
+                    tracing::error!(file = %path.display(), error = %format!("{e:#}"), "imported, but not moved; trying again later");
+                    retry_at.insert(path.clone(), Instant::now() + RETRY_AFTER);
                 }
             }
             looked.remove(&path);

@@ -15,7 +15,7 @@ pub const TOKEN_PATH: &str = "/api/v1/auth/token";
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Where the gateway is and who the importer is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiConfig {
     /// The gateway's base URL (`PRODUCT_API_URL`), such as `https://api.example.com`.
     pub base_url: String,
@@ -25,6 +25,19 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// How long a request is retried without any success before the import fails.
     pub retry_budget: Duration,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    /// Everything but the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("base_url", &self.base_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("request_timeout", &self.request_timeout)
+            .field("retry_budget", &self.retry_budget)
+            .finish()
+    }
 }
 
 /// Why the gateway could not take a batch.
@@ -125,11 +138,13 @@ impl ProductApi {
     }
 
     /// Upserts one batch: `body` is `{"items": [...]}`. The idempotency key makes a retry of
-    /// a request whose answer was lost answer as the first attempt did.
+    /// a request whose answer was lost answer as the first attempt did. Nothing is tried past
+    /// `deadline` (a Lambda invocation's, less the time to write the report).
     pub async fn upsert(
         &self,
         body: Vec<u8>,
         idempotency_key: &str,
+        deadline: Option<Instant>,
     ) -> Result<BatchAnswer, ApiError> {
         let url = format!("{}{BATCH_PATH}", self.config.base_url);
         let body = bytes::Bytes::from(body);
@@ -137,10 +152,11 @@ impl ProductApi {
         let mut backoff = Backoff::new(self.config.retry_budget);
         let started = Instant::now();
         loop {
-            let token = self.token(&mut backoff).await?;
+            let token = self.token(&mut backoff, deadline).await?;
             let request = self
                 .http
                 .post(&url)
+                .timeout(self.timeout(&url, started, deadline)?)
                 .bearer_auth(&token)
                 .header("content-type", "application/json")
                 .header("idempotency-key", idempotency_key)
@@ -159,14 +175,18 @@ impl ProductApi {
                     *self.token.lock().await = None;
                 }
                 Attempt::Retry(reason, retry_after) => {
-                    wait(&mut backoff, retry_after, &url, started, reason).await?;
+                    wait(&mut backoff, retry_after, &url, started, deadline, reason).await?;
                 }
             }
         }
     }
 
     /// A valid token: the cached one, or a new one from the token endpoint.
-    async fn token(&self, backoff: &mut Backoff) -> Result<String, ApiError> {
+    async fn token(
+        &self,
+        backoff: &mut Backoff,
+        deadline: Option<Instant>,
+    ) -> Result<String, ApiError> {
         let mut cached = self.token.lock().await;
         if let Some((token, until)) = cached.as_ref()
             && Instant::now() < *until
@@ -176,16 +196,20 @@ impl ProductApi {
         let url = format!("{}{TOKEN_PATH}", self.config.base_url);
         let started = Instant::now();
         loop {
-            let request = self.http.post(&url).form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &self.config.client_id),
-                ("client_secret", &self.config.client_secret),
-            ]);
+            let request = self
+                .http
+                .post(&url)
+                .timeout(self.timeout(&url, started, deadline)?)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &self.config.client_id),
+                    ("client_secret", &self.config.client_secret),
+                ]);
             match attempt(request, &url).await? {
                 Attempt::Done(answer) => {
                     let answer: TokenAnswer = parse(&url, &answer)?;
                     // Renewed a minute early (or halfway, for short-lived tokens).
-                    let life = Duration::from_secs(answer.expires_in);
+                    let life = Duration::from_secs(answer.expires_in.min(24 * 3600));
                     let until = Instant::now()
                         + (life / 2).max(life.saturating_sub(Duration::from_secs(60)));
                     *cached = Some((answer.access_token.clone(), until));
@@ -199,9 +223,31 @@ impl ProductApi {
                     });
                 }
                 Attempt::Retry(reason, retry_after) => {
-                    wait(backoff, retry_after, &url, started, reason).await?;
+                    wait(backoff, retry_after, &url, started, deadline, reason).await?;
                 }
             }
+        }
+    }
+}
+
+impl ProductApi {
+    /// One request's time: the configured limit, or what is left before the deadline.
+    fn timeout(
+        &self,
+        url: &str,
+        started: Instant,
+        deadline: Option<Instant>,
+    ) -> Result<Duration, ApiError> {
+        let Some(deadline) = deadline else {
+            return Ok(self.config.request_timeout);
+        };
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left.min(self.config.request_timeout)),
+            _ => Err(ApiError::Unavailable {
+                url: url.to_owned(),
+                waited: started.elapsed(),
+                last: "no time was left before the deadline".to_owned(),
+            }),
         }
     }
 }
@@ -243,22 +289,27 @@ async fn attempt(
 }
 
 /// Waits before the next attempt: the backoff's delay, or the server's `Retry-After` when
-/// longer; fails once the budget is spent.
+/// longer; fails once the budget is spent, or when the wait would end past the deadline.
 async fn wait(
     backoff: &mut Backoff,
     retry_after: Option<Duration>,
     url: &str,
     started: Instant,
+    deadline: Option<Instant>,
     last: String,
 ) -> Result<(), ApiError> {
+    let give_up = |last: String| ApiError::Unavailable {
+        url: url.to_owned(),
+        waited: started.elapsed(),
+        last,
+    };
     let Some(delay) = backoff.next_delay() else {
-        return Err(ApiError::Unavailable {
-            url: url.to_owned(),
-            waited: started.elapsed(),
-            last,
-        });
+        return Err(give_up(last));
     };
     let delay = delay.max(retry_after.unwrap_or_default());
+    if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+        return Err(give_up(format!("{last}; no time left before the deadline")));
+    }
     tracing::debug!(url, ?delay, reason = %last, "retrying");
     tokio::time::sleep(delay).await;
     Ok(())
@@ -281,4 +332,39 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A closed port: every attempt is refused at once and retried, until the deadline.
+    #[tokio::test]
+    async fn nothing_is_tried_past_the_deadline() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let api = ProductApi::new(ApiConfig {
+            base_url: format!("http://127.0.0.1:{port}/"),
+            client_id: "importer".into(),
+            client_secret: "secret".into(),
+            request_timeout: Duration::from_secs(30),
+            retry_budget: Duration::from_secs(600),
+        })
+        .unwrap();
+        let started = Instant::now();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let error = api
+            .upsert(b"{\"items\":[]}".to_vec(), "key", Some(deadline))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, ApiError::Unavailable { .. }), "{error}");
+        assert!(error.to_string().contains("deadline"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(
+            !format!("{:?}", api.config).contains("\"secret\""),
+            "the secret is not shown"
+        );
+    }
 }

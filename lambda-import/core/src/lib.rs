@@ -60,6 +60,9 @@ pub struct Options {
     /// Products per request, 1 to [`MAX_BATCH_ROWS`].
     pub batch_rows: usize,
     pub limits: Limits,
+    /// No request is sent or retried past this (a Lambda invocation's end, less the time to
+    /// write the report): the import fails instead, and its report says so.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
         Options {
             batch_rows: MAX_BATCH_ROWS,
             limits: Limits::default(),
+            deadline: None,
         }
     }
 }
@@ -92,6 +96,10 @@ impl Failure {
         match self {
             Failure::Unreadable { .. } => true,
             Failure::Header(_) => false,
+            // Credentials or scopes: fixed by configuration, not by another file.
+            Failure::Api(ApiError::Refused {
+                status: 401 | 403, ..
+            }) => true,
             Failure::Api(ApiError::Refused { .. }) => false,
             Failure::Api(_) => true,
         }
@@ -230,10 +238,8 @@ pub async fn import<S: Source>(
         let mut number = 0u64;
         while let Some(batch) = to_send.recv().await {
             number += 1;
-            let answer = match api
-                .upsert(batch.body, &format!("import-{run}-{number}"))
-                .await
-            {
+            let key = format!("import-{run}-{number}");
+            let answer = match api.upsert(batch.body, &key, options.deadline).await {
                 Ok(answer) => answer,
                 Err(e) => {
                     // Stops the reader: its next send fails.
@@ -241,7 +247,10 @@ pub async fn import<S: Source>(
                     return (sent, Err(Failure::from(e)));
                 }
             };
-            sent.apply(&batch.rows, answer);
+            if let Err(e) = sent.apply(&batch.rows, answer) {
+                to_send.close();
+                return (sent, Err(Failure::from(e)));
+            }
         }
         (sent, Ok(()))
     };
@@ -331,11 +340,29 @@ struct SendReport {
 }
 
 impl SendReport {
-    fn apply(&mut self, rows: &[(u64, String)], answer: api::BatchAnswer) {
+    /// Counts one batch's answer: exactly one result per item sent, or the answer is refused
+    /// (the counts would no longer add up).
+    fn apply(&mut self, rows: &[(u64, String)], answer: api::BatchAnswer) -> Result<(), ApiError> {
+        let mut seen = vec![false; rows.len()];
+        for item in &answer.results {
+            match seen.get_mut(item.index) {
+                Some(seen) if !*seen => *seen = true,
+                _ => {
+                    return Err(ApiError::Unexpected {
+                        url: api::BATCH_PATH.to_owned(),
+                        reason: format!("a result for item {} of {}", item.index, rows.len()),
+                    });
+                }
+            }
+        }
+        if seen.iter().any(|s| !s) {
+            return Err(ApiError::Unexpected {
+                url: api::BATCH_PATH.to_owned(),
+                reason: format!("{} results for {} items", answer.results.len(), rows.len()),
+            });
+        }
         for item in answer.results {
-            let Some((line, sku)) = rows.get(item.index) else {
-                continue;
-            };
+            let (line, sku) = &rows[item.index];
             match item.status {
                 ItemStatus::Created => self.created += 1,
                 ItemStatus::Updated => self.updated += 1,
@@ -345,15 +372,18 @@ impl SendReport {
                     let field = item.fields.first();
                     let row = RejectedRow {
                         line: *line,
-                        sku: Some(sku.clone()),
+                        sku: Some(rows::clip(sku)),
                         column: field
                             .and_then(|f| Column::of_field(&f.field))
                             .map(|c| c.name().to_owned()),
-                        reason: field
-                            .map(|f| f.message.clone())
-                            .or(item.message)
-                            .or(item.code)
-                            .unwrap_or_else(|| "rejected by the catalog".to_owned()),
+                        reason: rows::clip_to(
+                            500,
+                            &field
+                                .map(|f| f.message.clone())
+                                .or(item.message)
+                                .or(item.code)
+                                .unwrap_or_else(|| "rejected by the catalog".to_owned()),
+                        ),
                     };
                     if self.rejected_rows.len() < report::MAX_LISTED {
                         self.rejected_rows.push(row);
@@ -363,6 +393,7 @@ impl SendReport {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -397,7 +428,7 @@ async fn read_rows<R: AsyncRead + Unpin>(
         let product = match header.product(record) {
             Ok(product) => product,
             Err(rejection) => {
-                let sku = header.sku(record).map(str::to_owned);
+                let sku = header.sku(record);
                 report.reject(RejectedRow {
                     line,
                     sku,
@@ -411,7 +442,7 @@ async fn read_rows<R: AsyncRead + Unpin>(
             Some(&winner) if winner == line => {}
             Some(&winner) => {
                 report.supersede(Duplicate {
-                    sku: product.sku,
+                    sku: rows::clip(&product.sku),
                     line,
                     superseded_by: winner,
                 });
@@ -427,7 +458,14 @@ async fn read_rows<R: AsyncRead + Unpin>(
             }
         }
         item.clear();
-        if serde_json::to_writer(&mut item, &product).is_err() {
+        if let Err(e) = serde_json::to_writer(&mut item, &product) {
+            // Not seen with these plain fields; reported rather than dropped all the same.
+            report.reject(RejectedRow {
+                line,
+                sku: Some(rows::clip(&product.sku)),
+                column: None,
+                reason: format!("cannot be encoded as JSON: {e}"),
+            });
             continue;
         }
         if !batch.rows.is_empty()

@@ -137,11 +137,13 @@ impl Header {
         Ok(text.trim())
     }
 
-    /// The row's SKU, when it has a readable, non-empty one.
-    pub fn sku<'r>(&self, record: &'r Record) -> Option<&'r str> {
+    /// The row's SKU for the report, when it has a readable, non-empty one (clipped: a
+    /// report never echoes more than [`CLIP`] bytes of a field).
+    pub fn sku(&self, record: &Record) -> Option<String> {
         self.text(record, Column::Sku)
             .ok()
             .filter(|s| !s.is_empty())
+            .map(clip)
     }
 
     fn required<'r>(&self, record: &'r Record, column: Column) -> Result<&'r str, Rejection> {
@@ -169,7 +171,10 @@ impl Header {
         let currency = Currency::parse(&code.to_ascii_uppercase()).ok_or_else(|| {
             Rejection::new(
                 Column::Currency,
-                format!("{code:?} is not an ISO 4217 currency code (such as EUR)"),
+                format!(
+                    "{:?} is not an ISO 4217 currency code (such as EUR)",
+                    clip(code)
+                ),
             )
         })?;
         let price = self.required(record, Column::Price)?;
@@ -190,6 +195,27 @@ impl Header {
             stock_quantity,
         })
     }
+}
+
+/// The most bytes of a field a report repeats (a SKU, a bad value in a reason), so that a
+/// report's size follows its number of rows, not the rows' contents.
+pub const CLIP: usize = 80;
+
+/// `text` up to [`CLIP`] bytes (on a character boundary), marked with `…` when cut.
+pub fn clip(text: &str) -> String {
+    clip_to(CLIP, text)
+}
+
+/// `text` up to `max` bytes (on a character boundary), marked with `…` when cut.
+pub fn clip_to(max: usize, text: &str) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// A product as the catalog's batch takes it.
@@ -233,22 +259,27 @@ impl Rejection {
 pub fn minor_units(text: &str, exponent: u8) -> Result<i64, String> {
     let exponent = usize::from(exponent);
     if text.starts_with('-') {
-        return Err(format!("{text:?} is negative; a price is at least 0"));
+        return Err(format!(
+            "{:?} is negative; a price is at least 0",
+            clip(text)
+        ));
     }
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
         return Err(format!(
-            "{text:?} is not a decimal number of major units such as 19.99"
+            "{:?} is not a decimal number of major units such as 19.99",
+            clip(text)
         ));
     }
     let (kept, dropped) = fraction.split_at(fraction.len().min(exponent));
     if dropped.bytes().any(|b| b != b'0') {
         return Err(format!(
-            "{text:?} has more decimals than the currency's {exponent}"
+            "{:?} has more decimals than the currency's {exponent}",
+            clip(text)
         ));
     }
-    let too_large = || format!("{text:?} is too large");
+    let too_large = || format!("{:?} is too large", clip(text));
     let mut amount: i64 = 0;
     for b in whole
         .bytes()
@@ -266,12 +297,16 @@ pub fn minor_units(text: &str, exponent: u8) -> Result<i64, String> {
 /// A whole number of at least 0, such as a stock quantity.
 fn whole_number(text: &str) -> Result<i64, String> {
     if text.starts_with('-') {
-        return Err(format!("{text:?} is negative; it must be at least 0"));
+        return Err(format!(
+            "{:?} is negative; it must be at least 0",
+            clip(text)
+        ));
     }
     if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{text:?} is not a whole number"));
+        return Err(format!("{:?} is not a whole number", clip(text)));
     }
-    text.parse().map_err(|_| format!("{text:?} is too large"))
+    text.parse()
+        .map_err(|_| format!("{:?} is too large", clip(text)))
 }
 
 #[cfg(test)]
@@ -405,6 +440,15 @@ mod tests {
             parsed[0].clone().unwrap_err().column,
             Some(Column::Description)
         );
+    }
+
+    #[test]
+    fn reports_echo_at_most_a_clip_of_a_field() {
+        let long = "é".repeat(100);
+        let clipped = clip(&long);
+        assert!(clipped.len() <= CLIP + "…".len() && clipped.ends_with('…'));
+        assert_eq!(clip("19.999"), "19.999");
+        assert!(minor_units(&"9".repeat(30_000), 2).unwrap_err().len() < 200);
     }
 
     #[test]

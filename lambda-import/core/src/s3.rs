@@ -57,7 +57,8 @@ impl std::fmt::Display for Location {
 /// Whether an event's key names a CSV file (`.csv`, any case); reports and anything else are
 /// not imported.
 pub fn is_csv(key: &str) -> bool {
-    key.len() > 4 && key[key.len() - 4..].eq_ignore_ascii_case(".csv")
+    let key = key.as_bytes();
+    key.len() > 4 && key[key.len() - 4..].eq_ignore_ascii_case(b".csv")
 }
 
 /// A client configured the AWS SDK's way (`AWS_REGION`, the default credentials chain,
@@ -234,5 +235,6 @@ mod tests {
         assert_eq!(Location::from_event("b", "a%zz%4").key, "a%zz%4");
         assert!(is_csv("a/b.CSV") && is_csv("x.csv"));
         assert!(!is_csv("x.csv.report.json") && !is_csv(".csv") && !is_csv("csv"));
+        assert!(!is_csv("x.日本") && !is_csv("日本") && is_csv("日本.csv"));
     }
 }

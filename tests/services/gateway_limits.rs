@@ -198,13 +198,7 @@ async fn a_stopped_service_opens_the_breaker_and_recovers_after_restart() {
     )
     .await;
     assert_eq!(g.get("/api/v1/products", None).await.status, StatusCode::OK);
-    let catalog_addr: SocketAddr = p
-        .catalog
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    p.catalog.stop().await;
+    let catalog_addr = p.stop_catalog().await;
 
     // Three failures (each tried twice) open the breaker; then 503 at once, without calling.
     for _ in 0..3 {

@@ -333,13 +333,7 @@ async fn rate_limits_and_an_unavailable_catalog_are_waited_out() {
     text.push_str("SKU-BAD,Bad,1.234,EUR,things,1\n");
     std::fs::write(&file, text).unwrap();
 
-    let catalog_addr: std::net::SocketAddr = p
-        .catalog
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap();
-    p.catalog.stop().await;
+    let catalog_addr = p.stop_catalog().await;
     let import = tokio::spawn({
         let base = g.base.clone();
         let file = file.clone();

@@ -257,8 +257,20 @@ impl Platform {
         }
     }
 
-    /// The catalog served again on `addr` (its address before [`Service::stop`]), on the same
-    /// database; it stops when the returned sender is dropped.
+    /// Stops the catalog; its address, for [`Platform::restart_catalog`].
+    pub async fn stop_catalog(&mut self) -> SocketAddr {
+        let addr = self
+            .catalog
+            .base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("the catalog's address");
+        self.catalog.stop().await;
+        addr
+    }
+
+    /// The catalog served again on `addr` (its address before [`Platform::stop_catalog`]), on
+    /// the same database; it stops when the returned sender is dropped.
     pub async fn restart_catalog(&self, addr: SocketAddr) -> oneshot::Sender<()> {
         let (stop, stopped) = oneshot::channel::<()>();
         let (_, server) = catalog::build(

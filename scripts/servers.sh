@@ -11,6 +11,9 @@
 #   - Chromium and its WebDriver (Debian's chromium and chromium-driver), and Firefox (Debian's
 #     firefox-esr) with geckodriver (built from crates.io into target/servers/bin, a few
 #     minutes once), for the dashboard's browser test;
+#   - Prometheus 2.42's binaries (prometheus, promtool) from Debian's package, unpacked into
+#     target/servers/prometheus (`apt-get download` + `dpkg -x`: nothing installed or started),
+#     for the alert rules' unit tests (`promtool test rules`);
 #   - cargo-lambda, from PyPI (its wheel carries the binary and zig): `cargo lambda watch`
 #     serves the Lambda Runtime API to the CSV import's Lambda test, offline, and
 #     `cargo lambda build` packages the function.
@@ -48,6 +51,22 @@ install_debian() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# Debian's prometheus package, unpacked (not installed: its service is not wanted).
+install_prometheus() {
+  [[ -x "$DIR/prometheus/usr/bin/promtool" ]] && return 0
+  local work
+  work=$(mktemp -d)
+  if ! (cd "$work" && apt-get download prometheus >/dev/null 2>&1); then
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    $sudo apt-get update -qq
+    (cd "$work" && apt-get download prometheus)
+  fi
+  rm -rf "$DIR/prometheus"
+  dpkg -x "$work"/prometheus_*.deb "$DIR/prometheus"
+  rm -rf "$work"
+}
+
 install() {
   install_debian
   mkdir -p "$DIR/bin"
@@ -64,6 +83,7 @@ install() {
   # and under pipefail that panic fails the script.
   local gecko_version=""
   gecko_version=$("$DIR/bin/geckodriver" --version 2>/dev/null || true)
+  install_prometheus
   if [[ $gecko_version != *"geckodriver $GECKODRIVER"* ]]; then
     cargo install --locked --quiet "geckodriver@$GECKODRIVER" --root "$DIR"
   fi
@@ -80,6 +100,9 @@ check() {
   "$DIR/bin/tansu" --version
   "$DIR/venv/bin/python" -c 'import moto; print("moto", moto.__version__)'
   "$DIR/venv/bin/cargo-lambda" lambda --version
+  local promtool_version
+  promtool_version=$("$DIR/prometheus/usr/bin/promtool" --version 2>&1)
+  echo "${promtool_version%%$'\n'*}"
 }
 
 case "${1:-install}" in

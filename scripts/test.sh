@@ -27,6 +27,15 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "alert rules"
+# Every rule file loads, reads only metrics some component registers, and every alert fires on
+# the series that should fire it and stays quiet on the ones that should not
+# (observability/prometheus/tests/).
+promtool=target/servers/prometheus/usr/bin/promtool
+"$promtool" check rules observability/prometheus/rules/*.yml
+target/servers/venv/bin/python observability/check-metrics.py observability/prometheus/rules/*.yml
+"$promtool" test rules observability/prometheus/tests/*.yml
+
 step "tests"
 # The Lambda's test runs the function's binary under `cargo lambda watch`; `cargo test` builds
 # only the test harnesses of a package without integration tests, so it is built first.

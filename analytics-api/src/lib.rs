@@ -446,7 +446,10 @@ pub fn part<Q: ResultQuery>(
         .route("/api/v1/analytics/windows", get(windows::<Q>))
         .route("/api/v1/analytics/stream", get(stream::<Q>))
         .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(http, track));
+        .layer(axum::middleware::from_fn_with_state(
+            http.for_service("analytics"),
+            track,
+        ));
     let ready: ReadyCheck = Arc::new(move || {
         let store = store.clone();
         Box::pin(async move { store.ready().await.map_err(|e| e.to_string()) })

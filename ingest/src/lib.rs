@@ -226,7 +226,10 @@ pub fn router<L: EventLog>(ingest: Arc<Ingest<L>>, http: Arc<HttpMetrics>) -> Ro
         // The limit is enforced in the handler, with the structured error.
         .layer(DefaultBodyLimit::disable())
         .with_state(ingest)
-        .layer(axum::middleware::from_fn_with_state(http, track))
+        .layer(axum::middleware::from_fn_with_state(
+            http.for_service("ingest"),
+            track,
+        ))
 }
 
 /// An activity event, as `POST /api/v1/events` takes it (one, an array, or NDJSON lines).

@@ -214,7 +214,7 @@ async fn accepted_events_are_in_the_topic_keyed_and_partitioned_by_product() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"ingest_events_rejected_total{reason="missing_field"} 1"#));
-    assert!(metrics.contains(r#"http_requests_total{route="/api/v1/events",status="202"} 3"#));
+    assert!(metrics.contains(r#"http_requests_total{service="ingest",method="POST",route="/api/v1/events",status="202"} 3"#));
     assert!(metrics.contains("http_request_duration_seconds_bucket"));
     assert!(metrics.contains("ingest_producer_queue_depth 0"));
 }

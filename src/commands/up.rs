@@ -217,6 +217,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
         analytics: url(Upstream::Analytics),
     };
     let crud = Crud::open(&args.data_dir).await?;
+    registry.register_collector(Box::new(service_db::metrics::PoolMetrics::new(vec![
+        ("auth", crud.auth.clone()),
+        ("catalog", crud.catalog.clone()),
+        ("customers", crud.customers.clone()),
+        ("orders", crud.orders.clone()),
+    ])));
     let identity = bootstrap_identity(&crud.auth, &args.data_dir).await?;
     let tokens = auth::TokenConfig {
         issuer: base.clone(),
@@ -254,7 +260,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         INPUT_TOPIC.to_owned(),
         token_check,
         &mut registry,
-        http,
+        http.clone(),
     );
     let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
     let relay = tokio::spawn(relay.run(Duration::from_secs(1), async {
@@ -267,7 +273,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
     };
     gateway_config.status.stream_engine = Some(engine_url);
     let (gateway_routes, gateway_ready) =
-        gateway::part(&gateway_config, &mut registry).map_err(anyhow::Error::msg)?;
+        gateway::part(&gateway_config, &mut registry, http).map_err(anyhow::Error::msg)?;
     let ready = all_ready(vec![
         ("gateway", gateway_ready),
         ("ingest", ingest_ready.clone()),

@@ -119,6 +119,10 @@ pub async fn build(
         .map_err(std::io::Error::other)?;
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
+    registry.register_collector(Box::new(service_db::metrics::PoolMetrics::new(vec![(
+        "auth",
+        db.clone(),
+    )])));
     let (router, ready) = part(
         db,
         keys,

@@ -30,7 +30,10 @@ pub fn router(identity: Arc<Identity>, http: Arc<HttpMetrics>) -> Router {
         .route("/api/v1/auth/token", post(token))
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(identity)
-        .layer(axum::middleware::from_fn_with_state(http, track))
+        .layer(axum::middleware::from_fn_with_state(
+            http.for_service("auth"),
+            track,
+        ))
 }
 
 /// `POST /api/v1/auth/register`'s body.

@@ -70,6 +70,10 @@ pub async fn build(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
+    registry.register_collector(Box::new(service_db::metrics::PoolMetrics::new(vec![(
+        "catalog",
+        db.clone(),
+    )])));
     let (router, ready) = part(db, http);
     let router = router
         .layer(axum::Extension(config.body))

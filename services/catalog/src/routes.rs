@@ -35,7 +35,10 @@ pub fn router(db: Db, http: Arc<HttpMetrics>) -> Router {
             get(read).patch(patch).delete(delete),
         )
         .with_state(db)
-        .layer(axum::middleware::from_fn_with_state(http, track))
+        .layer(axum::middleware::from_fn_with_state(
+            http.for_service("catalog"),
+            track,
+        ))
 }
 
 impl From<RepoError> for ApiError {

@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod docs;
 pub mod http_metrics;
+pub mod process_metrics;
 pub mod rest;
 pub mod retry;
 mod server;
@@ -71,7 +72,9 @@ pub struct Ops {
 }
 
 impl Ops {
-    pub fn new(registry: Registry, ready: ReadyCheck) -> Self {
+    /// Serves `registry`, plus the process's own metrics ([`process_metrics`]).
+    pub fn new(mut registry: Registry, ready: ReadyCheck) -> Self {
+        registry.register_collector(Box::<process_metrics::ProcessMetrics>::default());
         Ops {
             registry: Arc::new(Mutex::new(registry)),
             ready,

@@ -91,6 +91,10 @@ pub fn build_on(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
+    registry.register_collector(Box::new(service_db::metrics::PoolMetrics::new(vec![(
+        "customers",
+        db.clone(),
+    )])));
     let (router, ready) = part(db, Tokens::new(config.tokens.clone()), http);
     let router = router
         .layer(axum::Extension(config.body))

@@ -50,7 +50,10 @@ pub fn router(shared: Shared, http: Arc<HttpMetrics>) -> Router {
             get(read).patch(patch).delete(delete),
         )
         .with_state(shared)
-        .layer(axum::middleware::from_fn_with_state(http, track))
+        .layer(axum::middleware::from_fn_with_state(
+            http.for_service("customers"),
+            track,
+        ))
 }
 
 impl From<RepoError> for ApiError {

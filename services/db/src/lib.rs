@@ -15,6 +15,7 @@
 //! - migrations are embedded in the binary and run at start ([`Db::migrate`]), forward only.
 
 pub mod idempotency;
+pub mod metrics;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

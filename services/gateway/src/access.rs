@@ -78,6 +78,8 @@ impl Class {
 /// Where a request goes and what it asks of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
+    /// The route's name in the HTTP metrics: the path prefix it covers.
+    pub pattern: &'static str,
     pub upstream: Upstream,
     pub access: Access,
     pub class: Class,
@@ -129,13 +131,19 @@ fn under(path: &str, prefix: &str) -> bool {
 /// class; `None` for a path no service owns.
 pub fn route(method: &Method, path: &str) -> Option<Route> {
     let reading = method == Method::GET || method == Method::HEAD;
-    let crud = |upstream, access| Route {
+    let crud = |pattern, upstream, access| Route {
+        pattern,
         upstream,
         access,
         class: if reading { Class::Read } else { Class::Write },
     };
     if under(path, "/api/v1/auth") || path == "/.well-known/jwks.json" {
         Some(Route {
+            pattern: if path == "/.well-known/jwks.json" {
+                "/.well-known/jwks.json"
+            } else {
+                "/api/v1/auth"
+            },
             upstream: Upstream::Auth,
             access: Access::Public,
             class: Class::Auth,
@@ -146,20 +154,22 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         } else {
             CATALOG_WRITERS
         };
-        Some(crud(Upstream::Catalog, access))
+        Some(crud("/api/v1/products", Upstream::Catalog, access))
     } else if under(path, "/api/v1/customers") {
         // Which customer: the service checks that the token's subject owns the record.
-        Some(crud(Upstream::Customers, PEOPLE))
+        Some(crud("/api/v1/customers", Upstream::Customers, PEOPLE))
     } else if under(path, "/api/v1/orders") {
-        Some(crud(Upstream::Orders, PEOPLE))
+        Some(crud("/api/v1/orders", Upstream::Orders, PEOPLE))
     } else if path == "/api/v1/events" {
         Some(Route {
+            pattern: "/api/v1/events",
             upstream: Upstream::Ingest,
             access: Access::Public,
             class: Class::Events,
         })
     } else if under(path, "/api/v1/analytics") {
         Some(Route {
+            pattern: "/api/v1/analytics",
             upstream: Upstream::Analytics,
             access: ANALYSTS,
             class: Class::Analytics,
@@ -167,6 +177,7 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
     } else if path == "/api/v1/status" {
         // The pipeline's state: what the analytics readers see.
         Some(Route {
+            pattern: "/api/v1/status",
             upstream: Upstream::Gateway,
             access: ANALYSTS,
             class: Class::Analytics,
@@ -217,6 +228,7 @@ mod tests {
         assert_eq!(
             route(&post, "/api/v1/events"),
             Some(Route {
+                pattern: "/api/v1/events",
                 upstream: Upstream::Ingest,
                 access: Access::Public,
                 class: Class::Events

@@ -45,7 +45,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
 use prometheus_client::registry::Registry;
 use service_common::auth::{AuthError, Claims, Verifier, VerifierConfig, bearer};
-use service_common::http_metrics::HttpMetrics;
+use service_common::http_metrics::{HttpMetrics, RouteLabel};
 use service_common::rest::{BodyLimits, read_body};
 use service_common::{ApiError, Ops, ReadyCheck};
 use tracing::Instrument;
@@ -163,7 +163,11 @@ pub const CLIENT_IP: &str = "x-real-ip";
 /// The gateway's routes: what [`build`] serves. Registers its metrics in `registry` (the
 /// gateway's own HTTP metrics under the `gateway_` prefix, so that they stay apart from the
 /// services' in a process that runs both). Errors for a malformed `REDIS_URL`.
-pub fn part(config: &Config, registry: &mut Registry) -> Result<(Router, ReadyCheck), String> {
+pub fn part(
+    config: &Config,
+    registry: &mut Registry,
+    http_metrics: Arc<HttpMetrics>,
+) -> Result<(Router, ReadyCheck), String> {
     let metrics = upstream::Metrics::register(registry);
     let services = Upstream::ALL
         .into_iter()
@@ -177,7 +181,6 @@ pub fn part(config: &Config, registry: &mut Registry) -> Result<(Router, ReadyCh
         })
         .collect();
     let limiter = Limiter::new(config.rate_limits.clone(), config.redis.clone(), registry)?;
-    let http_metrics = HttpMetrics::register(registry.sub_registry_with_prefix("gateway"));
     let gateway = Arc::new(Gateway {
         services,
         status: status::StatusReader::new(config.status.clone()),
@@ -209,7 +212,7 @@ pub fn part(config: &Config, registry: &mut Registry) -> Result<(Router, ReadyCh
         .with_state(gateway)
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn_with_state(
-            http_metrics,
+            http_metrics.for_service("gateway"),
             service_common::http_metrics::track,
         ));
     // Ready whatever the services' state: one service down must not take the entry away.
@@ -223,7 +226,8 @@ pub async fn build(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
-    let (router, ready) = part(&config, &mut registry).map_err(std::io::Error::other)?;
+    let http = HttpMetrics::register(&mut registry);
+    let (router, ready) = part(&config, &mut registry, http).map_err(std::io::Error::other)?;
     service_common::serve_with(
         config.addr,
         router,
@@ -366,6 +370,8 @@ async fn proxy(
         method = %request.method(),
         path = request.uri().path(),
     );
+    // The metrics' route: the prefix the request's service owns (the path would hold ids).
+    let pattern = route(request.method(), request.uri().path()).map_or("unmatched", |r| r.pattern);
     let started = Instant::now();
     let mut response = handle(&gateway, peer, id.clone(), request)
         .instrument(span.clone())
@@ -379,6 +385,7 @@ async fn proxy(
         }
     });
     response.headers_mut().insert(REQUEST_ID, id);
+    response.extensions_mut().insert(RouteLabel(pattern));
     response
 }
 

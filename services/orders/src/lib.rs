@@ -119,6 +119,10 @@ pub async fn build<L: EventLog>(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
+    registry.register_collector(Box::new(service_db::metrics::PoolMetrics::new(vec![(
+        "orders",
+        db.clone(),
+    )])));
     let upstreams = Upstreams::new(config.upstream.clone());
     let tokens = Tokens::new(config.tokens.clone());
     let (router, ready, relay) = part(

@@ -44,7 +44,10 @@ pub fn router(orders: Orders, http: Arc<HttpMetrics>) -> Router {
         .route("/api/v1/orders/{id}", get(read).patch(patch).delete(cancel))
         .route("/api/v1/orders/{id}/status", post(change_status))
         .with_state(orders)
-        .layer(axum::middleware::from_fn_with_state(http, track))
+        .layer(axum::middleware::from_fn_with_state(
+            http.for_service("orders"),
+            track,
+        ))
 }
 
 impl From<RepoError> for ApiError {

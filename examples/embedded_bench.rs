@@ -53,10 +53,10 @@ fn main() {
         .filter(|l| !l.is_empty())
         .map(|line| {
             let event = stream_engine::decode_event(line).expect("a valid event");
-            Record {
-                key: Bytes::copy_from_slice(event.product_id.as_bytes()),
-                value: Bytes::copy_from_slice(line),
-            }
+            Record::new(
+                Bytes::copy_from_slice(event.product_id.as_bytes()),
+                Bytes::copy_from_slice(line),
+            )
         })
         .collect();
     println!(

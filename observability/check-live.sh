@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The dashboards and rules on a real Prometheus scraping a running platform:
-#   1. `ecom up` (no demo) and Prometheus (Debian's, from scripts/servers.sh) scraping its
-#      /metrics every second, with the repository's rules evaluated every second;
-#   2. traffic through the gateway: three minutes of past events (so that windows fire at once),
-#      then a live event every half second, and reads of the catalog, analytics and an unknown
-#      route (a 404);
+#   1. `ecom up` with its demo traffic (live events into ingest) and Prometheus (Debian's, from
+#      scripts/servers.sh) scraping its /metrics every second, with the repository's rules
+#      evaluated every second;
+#   2. more traffic through the gateway: three minutes of past events (late once the demo's
+#      live events have moved the watermark on, or windows that fire at once if they come
+#      first), one event ingest refuses, then every half second a live event and reads of the
+#      catalog, analytics and an unknown route (a 404);
 #   3. check-queries.py: every expression of every rule and dashboard through Prometheus' HTTP
 #      API, none failing, the core panels with data, every rule healthy.
 # Run by scripts/test.sh after the tests (it uses their debug build of `ecom`).
@@ -25,7 +27,7 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(free_port)
-"$ecom" up --no-demo --addr "127.0.0.1:$port" --data-dir "$work/data" >"$work/up.log" 2>&1 &
+"$ecom" up --addr "127.0.0.1:$port" --data-dir "$work/data" >"$work/up.log" 2>&1 &
 base="http://127.0.0.1:$port"
 for _ in $(seq 300); do
   curl -fs "$base/readyz" >/dev/null && break
@@ -51,8 +53,7 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 
-# Three minutes of past events, 20 products, then live ones: windows fire as the watermark
-# passes each minute's end.
+# Three minutes of past events, 20 products.
 now=$(date +%s)
 python3 - "$now" >"$work/past.ndjson" <<'PY'
 import datetime, sys

@@ -85,6 +85,8 @@ def rule_problems(url, deadline):
 
 def main():
     url, paths = sys.argv[1].rstrip("/"), sys.argv[2:]
+    # The first window of live events fires once the watermark passes the next minute's end:
+    # up to 70 s after the first event.
     deadline = time.monotonic() + 180
     pending = wait(url, deadline)
     if pending:

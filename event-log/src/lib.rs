@@ -27,11 +27,28 @@ pub use read::{
     FixedStart, PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt,
 };
 
+/// The name of the Kafka record header that carries a record's [`Record::trace`].
+pub const TRACEPARENT: &str = "traceparent";
+
 /// A record to append: its key chooses the partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub key: Bytes,
     pub value: Bytes,
+    /// The W3C `traceparent` of the span appending it, carried to its readers (Kafka: a
+    /// record header `traceparent`; the embedded log: in the frame). `None` when not traced.
+    pub trace: Option<Bytes>,
+}
+
+impl Record {
+    /// An untraced record.
+    pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Record {
+        Record {
+            key: key.into(),
+            value: value.into(),
+            trace: None,
+        }
+    }
 }
 
 /// Why records could not be appended. Nothing is ever reported appended that was not.

@@ -13,6 +13,9 @@ pub struct ReadRecord<'a> {
     pub offset: u64,
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
+    /// The W3C `traceparent` of the span that appended it (a Kafka record's header of that
+    /// name), if it was traced.
+    pub trace: Option<&'a [u8]>,
 }
 
 /// Where an assigned partition starts.

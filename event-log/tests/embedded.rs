@@ -45,10 +45,10 @@ fn config(partitions: u32) -> LogConfig {
 }
 
 fn record(key: &str, value: &str) -> Record {
-    Record {
-        key: Bytes::copy_from_slice(key.as_bytes()),
-        value: Bytes::copy_from_slice(value.as_bytes()),
-    }
+    Record::new(
+        Bytes::copy_from_slice(key.as_bytes()),
+        Bytes::copy_from_slice(value.as_bytes()),
+    )
 }
 
 fn records(n: usize, tag: &str) -> Vec<Record> {
@@ -497,10 +497,10 @@ fn a_live_tail_sees_only_what_is_appended_after_it_started() {
 fn a_record_over_the_frame_limit_is_refused_and_nothing_of_its_append_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path(), config(1)).unwrap();
-    let huge = Record {
-        key: Bytes::from_static(b"k"),
-        value: Bytes::from(vec![b'x'; event_log::embedded::segment::MAX_BODY]),
-    };
+    let huge = Record::new(
+        Bytes::from_static(b"k"),
+        vec![b'x'; event_log::embedded::segment::MAX_BODY],
+    );
     let refused = log.append_blocking(vec![record("k", "small"), huge]);
     assert!(
         matches!(refused, Err(AppendError::TooLarge { .. })),

@@ -112,7 +112,7 @@ impl Split {
                     // An id with escapes was decoded into a new string.
                     Cow::Owned(id) => Bytes::from(id),
                 };
-                self.records.push(Record { key, value: event });
+                self.records.push(Record::new(key, event));
             }
             Err(rejection) => self.rejected.push(Rejected {
                 index,

@@ -32,7 +32,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use event_log::EventLog;
+use event_log::{Bytes, EventLog, Record};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,6 +42,7 @@ use serde_json::json;
 use service_common::docs::{ErrorBody, ErrorDetail};
 use service_common::http_metrics::{HttpMetrics, track};
 use service_common::{ApiError, Ops, ReadyCheck};
+use tracing::Instrument;
 
 use crate::body::{BodyError, Format, Split};
 
@@ -161,7 +162,28 @@ impl<L: EventLog> Ingest<L> {
         // Counted here rather than asked of the log, whose own count may lag the
         // acknowledgement it just gave; uncounted even if the request is dropped meanwhile.
         let waiting = Waiting::new(&self.metrics.queue_depth, accepted);
-        let appended = self.log.append(records).await;
+        // The append as a producer span, whose context every record carries to the stream
+        // engine (a Kafka header, or in the embedded log's frame).
+        let append = tracing::info_span!(
+            "append",
+            otel.name = "events append",
+            otel.kind = "producer",
+            events = accepted,
+        );
+        let records = match append.in_scope(service_common::telemetry::current_traceparent) {
+            Some(trace) => {
+                let trace = Bytes::from(trace);
+                records
+                    .into_iter()
+                    .map(|r| Record {
+                        trace: Some(trace.clone()),
+                        ..r
+                    })
+                    .collect()
+            }
+            None => records,
+        };
+        let appended = self.log.append(records).instrument(append).await;
         drop(waiting);
         match appended {
             Ok(()) => {

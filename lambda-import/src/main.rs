@@ -13,7 +13,10 @@
 //! - `IMPORT_BATCH_ROWS` (default 1,000, the most the catalog takes), `IMPORT_RETRY_SECONDS` (default 120:
 //!   how long the gateway is retried without any success), `IMPORT_TIMEOUT_SECONDS` (30, one
 //!   request);
-//! - the AWS SDK's own (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials).
+//! - the AWS SDK's own (`AWS_REGION`, `AWS_ENDPOINT_URL`, credentials);
+//! - `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other `OTEL_*`) to export traces: each invocation
+//!   is a span continuing the invocation's own trace (Lambda's X-Ray trace header, whose ids
+//!   are W3C's), and the gateway's spans continue it.
 //!
 //! Build the arm64 zip with `cargo lambda build --profile lambda --arm64 -p lambda-import --output-format zip`
 //! (see README.md).
@@ -26,6 +29,8 @@ use product_import::api::{ApiConfig, ProductApi};
 use product_import::s3::{Location, import_object, is_csv};
 use product_import::{Options, report::Status};
 use serde_json::{Value, json};
+use service_common::telemetry;
+use tracing::Instrument;
 
 struct Function {
     s3: aws_sdk_s3::Client,
@@ -33,23 +38,64 @@ struct Function {
     options: Options,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .without_time()
-        .init();
+fn main() -> Result<(), Error> {
+    // Before the runtime: the exporter's blocking client may not be made inside one.
+    let telemetry = telemetry::init_with("lambda-import", "info", telemetry::LogFormat::Json)?;
+    tokio::runtime::Runtime::new()?.block_on(run(&telemetry))
+}
+
+async fn run(telemetry: &telemetry::Telemetry) -> Result<(), Error> {
     let function = Function::from_env().await?;
     let function = &function;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
         let deadline = deadline(event.context.deadline);
-        function.handle(event.payload, deadline).await
+        let span = tracing::info_span!(
+            "invocation",
+            otel.name = "lambda-import invocation",
+            otel.kind = "server",
+            request_id = %event.context.request_id,
+        );
+        if let Some(parent) = event
+            .context
+            .xray_trace_id
+            .as_deref()
+            .and_then(traceparent_of_xray)
+        {
+            telemetry::set_parent(&span, &parent);
+        }
+        let answer = function
+            .handle(event.payload, deadline)
+            .instrument(span)
+            .await;
+        // Lambda may freeze the process as soon as the answer is sent.
+        telemetry.flush();
+        answer
     }))
     .await
+}
+
+/// The W3C `traceparent` of a Lambda invocation's X-Ray trace header
+/// (`Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1`): X-Ray's
+/// trace id is the 32 hex digits of its time and random parts, its parent a span id.
+fn traceparent_of_xray(header: &str) -> Option<String> {
+    let field = |name: &str| {
+        header
+            .split(';')
+            .find_map(|part| part.trim().strip_prefix(name)?.strip_prefix('='))
+    };
+    let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut root = field("Root")?.split('-');
+    let (version, time, random) = (root.next()?, root.next()?, root.next()?);
+    let parent = field("Parent")?;
+    if version != "1" || !hex(time, 8) || !hex(random, 24) || !hex(parent, 16) {
+        return None;
+    }
+    let sampled = if field("Sampled") == Some("1") {
+        "01"
+    } else {
+        "00"
+    };
+    Some(format!("00-{time}{random}-{parent}-{sampled}").to_ascii_lowercase())
 }
 
 /// The most time kept back from the invocation's end to write the reports (a fifth of the
@@ -173,6 +219,32 @@ impl Function {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_xray_header_becomes_a_traceparent() {
+        assert_eq!(
+            traceparent_of_xray(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+            )
+            .as_deref(),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
+        );
+        assert_eq!(
+            traceparent_of_xray("Root=1-5759E988-BD862E3FE1BE46A994272793;Parent=53995C3F42CD8AD8")
+                .as_deref(),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00")
+        );
+        // No parent (the function is the first span), or damaged: no parent taken.
+        assert_eq!(
+            traceparent_of_xray("Root=1-5759e988-bd862e3fe1be46a994272793"),
+            None
+        );
+        assert_eq!(
+            traceparent_of_xray("Root=1-xyz-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"),
+            None
+        );
+        assert_eq!(traceparent_of_xray(""), None);
+    }
 
     #[test]
     fn the_deadline_keeps_time_for_the_reports() {

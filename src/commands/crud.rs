@@ -153,7 +153,7 @@ pub struct CatalogArgs {
 }
 
 pub fn catalog(args: CatalogArgs) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry = service_common::telemetry::init("catalog").map_err(anyhow::Error::msg)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(catalog::SCHEMA, &catalog::MIGRATIONS).await?;
         let config = catalog::Config {
@@ -183,7 +183,7 @@ pub struct CustomersArgs {
 }
 
 pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry = service_common::telemetry::init("customers").map_err(anyhow::Error::msg)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args
             .db
@@ -234,7 +234,7 @@ pub struct OrdersArgs {
 }
 
 pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry = service_common::telemetry::init("orders").map_err(anyhow::Error::msg)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(orders::SCHEMA, &orders::MIGRATIONS).await?;
         let kafka = KafkaSettings {
@@ -302,7 +302,7 @@ pub struct AuthArgs {
 }
 
 pub fn auth(args: AuthArgs) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry = service_common::telemetry::init("auth").map_err(anyhow::Error::msg)?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(auth::SCHEMA, &auth::MIGRATIONS).await?;
         if let Some(password) = &args.admin_password {
@@ -466,7 +466,7 @@ pub struct GatewayArgs {
 }
 
 pub fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry = service_common::telemetry::init("gateway").map_err(anyhow::Error::msg)?;
     let upstreams = gateway::UpstreamUrls {
         auth: args.tokens.auth_url.clone(),
         catalog: args.catalog_url,
@@ -527,7 +527,7 @@ pub struct MigrateArgs {
 
 /// Applies the migrations of one service's schema, or of all, and exits.
 pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry = service_common::telemetry::init("migrate").map_err(anyhow::Error::msg)?;
     let all: [(Service, &'static str, &Migrations); 4] = [
         (Service::Auth, auth::SCHEMA, &auth::MIGRATIONS),
         (Service::Catalog, catalog::SCHEMA, &catalog::MIGRATIONS),

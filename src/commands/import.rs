@@ -77,9 +77,12 @@ impl ImporterFlags {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    service_common::init_tracing_at("warn");
+    let _telemetry =
+        service_common::telemetry::init_at("import", "warn").map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(import(args))
+    // One trace per import (its batches' calls are its children), when traces are exported.
+    let span = tracing::info_span!("import", otel.name = "import", source = %args.source);
+    runtime.block_on(tracing::Instrument::instrument(import(args), span))
 }
 
 async fn import(args: Args) -> anyhow::Result<()> {

@@ -39,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry = service_common::telemetry::init("ingest").map_err(anyhow::Error::msg)?;
     let kafka = KafkaSettings {
         bootstrap_servers: args.kafka.bootstrap_servers,
         topic: args.topic,

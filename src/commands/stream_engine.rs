@@ -65,7 +65,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    service_common::init_tracing();
+    let _telemetry =
+        service_common::telemetry::init("stream-engine").map_err(anyhow::Error::msg)?;
     let (table, checkpoint_table) = args.tables.names();
     let settings = Settings {
         addr: args.addr,

@@ -82,7 +82,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     // The terminal shows the closed minutes; only problems are logged (RUST_LOG for more).
-    service_common::init_tracing_at("warn");
+    let _telemetry =
+        service_common::telemetry::init_at("ecom", "warn").map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(up(args))
 }

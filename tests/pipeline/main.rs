@@ -11,6 +11,7 @@ mod crud;
 mod dashboard;
 mod import_folder;
 mod support;
+mod traces;
 mod up;
 
 use std::collections::BTreeMap;

@@ -311,6 +311,31 @@ impl Received {
 
 /// `ecom up` on `port` over `data_dir`, without demo traffic unless `args` set `--demo-rate`.
 pub fn up(data_dir: &std::path::Path, port: u16, args: &[&str]) -> Service {
+    up_with_env(data_dir, port, args, &[])
+}
+
+/// [`up`] with more environment variables.
+pub fn up_with_env(
+    data_dir: &std::path::Path,
+    port: u16,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Service {
+    spawn_up(data_dir, port, args, env, Stdio::inherit())
+}
+
+/// [`up`] with its standard error kept, for [`Service::stderr_lines`].
+pub fn up_logging(data_dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Service {
+    spawn_up(data_dir, port, &[], env, Stdio::piped())
+}
+
+fn spawn_up(
+    data_dir: &std::path::Path,
+    port: u16,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: Stdio,
+) -> Service {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ecom"));
     command
         .arg("up")
@@ -320,15 +345,16 @@ pub fn up(data_dir: &std::path::Path, port: u16, args: &[&str]) -> Service {
         .args(["--partitions", &PARTITIONS.to_string()])
         .args(args)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stderr(stderr);
     if !args.contains(&"--demo-rate") {
         command.arg("--no-demo");
     }
-    let child = command.spawn().expect("ecom up starts");
+    let mut child = command.spawn().expect("ecom up starts");
     Service {
-        stderr: None,
+        stderr: child.stderr.take(),
         child: Some(child),
         url: format!("http://127.0.0.1:{port}"),
         http: reqwest::Client::new(),
@@ -552,6 +578,17 @@ impl Service {
             assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl Service {
+    /// What the process wrote to standard error (started with it piped), once it has exited.
+    pub fn stderr_lines(&mut self) -> Vec<String> {
+        let mut text = String::new();
+        if let Some(mut pipe) = self.stderr.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut text).expect("stderr");
+        }
+        text.lines().map(str::to_owned).collect()
     }
 }
 

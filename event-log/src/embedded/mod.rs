@@ -318,7 +318,7 @@ impl EmbeddedLog {
         }
         if let Some(bytes) = records
             .iter()
-            .map(|r| 4 + r.key.len() + r.value.len())
+            .map(|r| segment::body_len(&r.key, &r.value, r.trace.as_deref()))
             .find(|&bytes| bytes > segment::MAX_BODY)
         {
             return Err(AppendError::TooLarge {
@@ -679,7 +679,12 @@ impl Writer {
             for record in records {
                 let p = partition_for(&record.key, n) as usize;
                 self.frames[p].push(self.buffers[p].len() as u32);
-                segment::encode(&record.key, &record.value, &mut self.buffers[p]);
+                segment::encode(
+                    &record.key,
+                    &record.value,
+                    record.trace.as_deref(),
+                    &mut self.buffers[p],
+                );
             }
         }
         // (partition, segment index, previous length) of every file written.

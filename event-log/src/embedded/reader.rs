@@ -211,10 +211,11 @@ impl ReadBatch for EmbeddedBatch {
                 let records = chunk
                     .records
                     .iter()
-                    .map(|&(offset, key, value)| ReadRecord {
-                        offset,
-                        key: Some(&chunk.data[key.0..key.1]),
-                        payload: Some(&chunk.data[value.0..value.1]),
+                    .map(|r| ReadRecord {
+                        offset: r.offset,
+                        key: Some(&chunk.data[r.key.0..r.key.1]),
+                        payload: Some(&chunk.data[r.value.0..r.value.1]),
+                        trace: r.trace.map(|(start, end)| &chunk.data[start..end]),
                     })
                     .collect();
                 (*p, records)

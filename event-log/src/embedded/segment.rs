@@ -3,8 +3,13 @@
 //!
 //! ```text
 //! frame = body_len: u32 LE | crc32(body): u32 LE | body
-//! body  = key_len: u32 LE | key | value
+//! body  = key_len: u32 LE | key | value                               (plain)
+//!       | (key_len | TRACED): u32 LE | key | trace_len: u8 | trace | value  (traced)
 //! ```
+//!
+//! A traced record carries the W3C `traceparent` of the span that appended it (what a Kafka
+//! record carries as a header); the flag is the key length's top bit, which a real length
+//! (under [`MAX_BODY`]) never sets, so files written before traces read unchanged.
 //!
 //! Offsets are implicit (a segment's base offset plus the frame's position in it), so a frame
 //! carries nothing but its record. A crash can leave the last segment with a torn tail: a frame
@@ -35,34 +40,61 @@ pub fn parse_name(path: &Path) -> Option<u64> {
     (digits.len() == 20).then(|| digits.parse().ok()).flatten()
 }
 
-/// Appends the frame of one record to `buf`.
-pub fn encode(key: &[u8], value: &[u8], buf: &mut Vec<u8>) {
-    let body_len = 4 + key.len() + value.len();
+/// The key length's flag of a traced record.
+const TRACED: u32 = 1 << 31;
+
+/// The body's length of a record (what [`MAX_BODY`] limits).
+pub fn body_len(key: &[u8], value: &[u8], trace: Option<&[u8]>) -> usize {
+    4 + key.len() + trace.map_or(0, |t| 1 + t.len()) + value.len()
+}
+
+/// Appends the frame of one record to `buf`. A `trace` over 255 bytes (no valid
+/// `traceparent` is) is left out.
+pub fn encode(key: &[u8], value: &[u8], trace: Option<&[u8]>, buf: &mut Vec<u8>) {
+    let trace = trace.filter(|t| t.len() <= usize::from(u8::MAX));
+    let body_len = body_len(key, value, trace);
     buf.reserve(HEADER + body_len);
     let start = buf.len();
     buf.extend_from_slice(&(body_len as u32).to_le_bytes());
     buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    let flag = if trace.is_some() { TRACED } else { 0 };
+    buf.extend_from_slice(&(key.len() as u32 | flag).to_le_bytes());
     buf.extend_from_slice(key);
+    if let Some(trace) = trace {
+        buf.push(trace.len() as u8);
+        buf.extend_from_slice(trace);
+    }
     buf.extend_from_slice(value);
     let crc = crc32fast::hash(&buf[start + HEADER..]);
     buf[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// The key and value of a frame's body (positions within the body).
+/// The key, trace and value of a frame's body (positions within the body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts {
     pub key: (usize, usize),
+    pub trace: Option<(usize, usize)>,
     pub value: (usize, usize),
 }
 
-/// Splits a body into key and value, or `None` if its key length does not fit.
+/// Splits a body into its parts, or `None` if its lengths do not fit.
 pub fn split(body: &[u8]) -> Option<Parts> {
-    let key_len = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
-    let key_end = 4usize.checked_add(key_len)?;
-    (key_end <= body.len()).then_some(Parts {
+    let word = u32::from_le_bytes(body.get(..4)?.try_into().ok()?);
+    let key_end = 4usize.checked_add((word & !TRACED) as usize)?;
+    if key_end > body.len() {
+        return None;
+    }
+    let (trace, value_start) = if word & TRACED != 0 {
+        let len = usize::from(*body.get(key_end)?);
+        let end = key_end + 1 + len;
+        (end <= body.len()).then_some((Some((key_end + 1, end)), end))?
+    } else {
+        (None, key_end)
+    };
+    Some(Parts {
         key: (4, key_end),
-        value: (key_end, body.len()),
+        trace,
+        value: (value_start, body.len()),
     })
 }
 
@@ -131,7 +163,13 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 }
 
 /// Where a record is in a [`Chunk`]: its offset, and its key's and value's byte ranges.
-pub type Located = (u64, (usize, usize), (usize, usize));
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    pub offset: u64,
+    pub key: (usize, usize),
+    pub trace: Option<(usize, usize)>,
+    pub value: (usize, usize),
+}
 
 /// Frames read from a segment: a buffer and, per record, where its key and value are in it.
 #[derive(Debug, Default)]
@@ -182,11 +220,12 @@ pub fn read_frames(
         let body = at + HEADER;
         let parts = split(&chunk.data[body..at + frame])
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a damaged frame"))?;
-        chunk.records.push((
+        chunk.records.push(Located {
             offset,
-            (body + parts.key.0, body + parts.key.1),
-            (body + parts.value.0, body + parts.value.1),
-        ));
+            key: (body + parts.key.0, body + parts.key.1),
+            trace: parts.trace.map(|(start, end)| (body + start, body + end)),
+            value: (body + parts.value.0, body + parts.value.1),
+        });
         at += frame;
         pos += frame as u64;
         offset += 1;
@@ -231,11 +270,39 @@ mod tests {
     #[test]
     fn a_frame_round_trips() {
         let mut buf = Vec::new();
-        encode(b"42", b"{\"a\":1}", &mut buf);
+        encode(b"42", b"{\"a\":1}", None, &mut buf);
         assert_eq!(buf.len(), HEADER + 4 + 2 + 7);
         let parts = split(&buf[HEADER..]).expect("a valid body");
         assert_eq!(&buf[HEADER..][parts.key.0..parts.key.1], b"42");
+        assert_eq!(parts.trace, None);
         assert_eq!(&buf[HEADER..][parts.value.0..parts.value.1], b"{\"a\":1}");
+    }
+
+    #[test]
+    fn a_traced_frame_round_trips_and_a_plain_one_reads_as_before() {
+        let trace = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut buf = Vec::new();
+        encode(b"42", b"{}", Some(trace), &mut buf);
+        assert_eq!(buf.len(), HEADER + body_len(b"42", b"{}", Some(trace)));
+        let body = &buf[HEADER..];
+        let parts = split(body).expect("a valid body");
+        assert_eq!(&body[parts.key.0..parts.key.1], b"42");
+        let (start, end) = parts.trace.expect("a trace");
+        assert_eq!(&body[start..end], trace);
+        assert_eq!(&body[parts.value.0..parts.value.1], b"{}");
+        // The bytes of a frame written before traces: key length 2, no flag.
+        let old = [2, 0, 0, 0, b'4', b'2', b'{', b'}'];
+        let parts = split(&old).expect("a valid body");
+        assert_eq!(
+            (parts.key, parts.trace, parts.value),
+            ((4, 6), None, (6, 8))
+        );
+        // A traced body cut inside its trace is damage, not a record.
+        assert_eq!(split(&body[..10]), None);
+        // A trace too long to be a traceparent is left out rather than corrupting the frame.
+        let mut buf = Vec::new();
+        encode(b"k", b"v", Some(&[b'x'; 300]), &mut buf);
+        assert_eq!(split(&buf[HEADER..]).map(|p| p.trace), Some(None));
     }
 
     #[test]

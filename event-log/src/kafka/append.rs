@@ -6,7 +6,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
 use super::{DeliveryErrorKind, Outgoing, ReplaceableProducer, Retries, client_config, deliver};
-use crate::{AppendError, EventLog, NotReady, Record};
+use crate::{AppendError, EventLog, NotReady, Record, TRACEPARENT};
 
 /// Producer settings of [`KafkaLog`].
 #[derive(Debug, Clone)]
@@ -64,7 +64,12 @@ impl EventLog for KafkaLog {
                 topic: &self.settings.topic,
                 key: &r.key,
                 payload: &r.value,
-                headers: Vec::new(),
+                headers: r
+                    .trace
+                    .as_ref()
+                    .and_then(|t| std::str::from_utf8(t).ok())
+                    .map(|t| vec![(TRACEPARENT, t.to_owned())])
+                    .unwrap_or_default(),
             })
             .collect();
         deliver(&self.producer, &messages, Retries::None, |_| {})

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant};
 use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
 use super::client_config;
-use crate::{PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt};
+use crate::{
+    PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt, TRACEPARENT,
+};
 
 /// Consumer settings of [`KafkaReader`].
 #[derive(Debug, Clone)]
@@ -237,6 +239,12 @@ impl ReadBatch for KafkaBatch<'_> {
                 offset: message.offset().max(0) as u64,
                 key: message.key(),
                 payload: message.payload(),
+                trace: message.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|h| h.key == TRACEPARENT)
+                        .and_then(|h| h.value)
+                }),
             };
             match runs.iter_mut().find(|(p, _)| *p == partition) {
                 Some((_, records)) => records.push(record),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use service_common::retry::Backoff;
 use tokio::sync::Mutex;
+use tracing::Instrument;
 
 /// The batch route, under [`ApiConfig::base_url`].
 pub const BATCH_PATH: &str = "/api/v1/products/batch";
@@ -153,15 +154,24 @@ impl ProductApi {
         let started = Instant::now();
         loop {
             let token = self.token(&mut backoff, deadline).await?;
+            // Each attempt as a client span; the catalog continues the trace from it.
+            let call = tracing::info_span!(
+                "http.client",
+                otel.name = "POST products batch",
+                otel.kind = "client",
+            );
+            let mut trace = reqwest::header::HeaderMap::new();
+            call.in_scope(|| service_common::telemetry::inject(&mut trace));
             let request = self
                 .http
                 .post(&url)
+                .headers(trace)
                 .timeout(self.timeout(&url, started, deadline)?)
                 .bearer_auth(&token)
                 .header("content-type", "application/json")
                 .header("idempotency-key", idempotency_key)
                 .body(body.clone());
-            match attempt(request, &url).await? {
+            match attempt(request, &url).instrument(call).await? {
                 Attempt::Done(answer) => return parse(&url, &answer),
                 Attempt::Unauthorized(reason) => {
                     if refreshed {

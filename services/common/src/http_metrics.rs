@@ -15,6 +15,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use tracing::Instrument;
+
+use crate::telemetry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteStatus {
@@ -46,9 +49,9 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// The route a response answered, for handlers whose router has no pattern for it (the
-/// gateway's proxy): put it in the response's extensions and [`track`] labels the request with
-/// it instead of `unmatched`.
+/// The route of a request whose router has no pattern for it (the gateway's proxy): a layer
+/// outside [`track`] puts it in the request's extensions, and [`track`] labels the request
+/// with it instead of `unmatched`.
 #[derive(Clone, Copy, Debug)]
 pub struct RouteLabel(pub &'static str);
 
@@ -95,24 +98,38 @@ impl HttpMetrics {
 }
 
 /// Middleware: counts the request and observes its latency under its route pattern (never the
-/// raw path, so that ids in paths do not explode the label set).
+/// raw path, so that ids in paths do not explode the label set), and serves it inside its
+/// [`telemetry::server_span`] (the caller's trace continued, the request id and trace id on
+/// every log line about it). A request without an `X-Request-Id` gets one, echoed in the answer.
 pub async fn track(
     State(metrics): State<Arc<HttpMetrics>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    let matched = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let route = match (response.extensions().get::<RouteLabel>(), matched) {
+    let route = match (
+        request.extensions().get::<RouteLabel>(),
+        request.extensions().get::<MatchedPath>(),
+    ) {
         (Some(label), _) => label.0.to_owned(),
-        (None, Some(matched)) => matched,
+        (None, Some(matched)) => matched.as_str().to_owned(),
         (None, None) => "unmatched".to_owned(),
     };
+    let method = method_label(request.method());
+    let request_id = match request.headers().get(telemetry::REQUEST_ID) {
+        Some(id) if telemetry::valid_request_id(id.as_bytes()) => id.clone(),
+        _ => {
+            let id = telemetry::new_request_id();
+            request
+                .headers_mut()
+                .insert(telemetry::REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let span = telemetry::server_span(metrics.service, request.method(), &route, request.headers());
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    telemetry::record_status(&span, status);
     metrics
         .latency
         .get_or_create(&Route {
@@ -127,8 +144,12 @@ pub async fn track(
             service: metrics.service,
             method,
             route,
-            status: response.status().as_u16(),
+            status,
         })
         .inc();
+    response
+        .headers_mut()
+        .entry(telemetry::REQUEST_ID)
+        .or_insert(request_id);
     response
 }

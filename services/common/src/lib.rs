@@ -6,7 +6,8 @@
 //! - [`ApiError`]: the structured error body of every HTTP API,
 //!   `{"error": {"code": ..., "message": ...}}`;
 //! - [`shutdown_signal`]: SIGTERM or Ctrl-C;
-//! - [`init_tracing`]: logs to stderr, filtered by `RUST_LOG`;
+//! - [`telemetry`]: logs (text or JSON) and traces (OTLP, W3C Trace Context);
+//! - [`process_metrics`]: the process's own CPU, memory and descriptors;
 //! - [`http_metrics`]: requests by route and status and their latency, for every router;
 //! - [`retry`]: the one backoff policy of the workspace;
 //! - [`docs`]: the error body's schema and the routes of an API description;
@@ -21,6 +22,7 @@ pub mod process_metrics;
 pub mod rest;
 pub mod retry;
 mod server;
+pub mod telemetry;
 
 pub use server::Limits;
 
@@ -254,19 +256,4 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    init_tracing_at("info");
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (default `level`).
-pub fn init_tracing_at(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -47,7 +47,7 @@ use prometheus_client::registry::Registry;
 use service_common::auth::{AuthError, Claims, Verifier, VerifierConfig, bearer};
 use service_common::http_metrics::{HttpMetrics, RouteLabel};
 use service_common::rest::{BodyLimits, read_body};
-use service_common::{ApiError, Ops, ReadyCheck};
+use service_common::{ApiError, Ops, ReadyCheck, telemetry};
 use tracing::Instrument;
 
 use crate::access::{Access, Class, Route, Upstream, route};
@@ -214,7 +214,8 @@ pub fn part(
         .layer(axum::middleware::from_fn_with_state(
             http_metrics.for_service("gateway"),
             service_common::http_metrics::track,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(route_label));
     // Ready whatever the services' state: one service down must not take the entry away.
     let ready: ReadyCheck = Arc::new(|| Box::pin(async { Ok(()) }));
     Ok((router, ready))
@@ -236,6 +237,15 @@ pub async fn build(
         shutdown,
     )
     .await
+}
+
+/// Names a proxied request's route for the metrics and the span: the prefix its service owns
+/// (`/api/v1/products`; the path itself would hold ids).
+async fn route_label(mut request: Request, next: axum::middleware::Next) -> Response {
+    if let Some(route) = route(request.method(), request.uri().path()) {
+        request.extensions_mut().insert(RouteLabel(route.pattern));
+    }
+    next.run(request).await
 }
 
 /// The security headers of every answer, where the service did not set its own.
@@ -301,15 +311,9 @@ fn hop_by_hop(name: &HeaderName) -> bool {
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     headers
         .get(REQUEST_ID)
-        .filter(|v| {
-            let v = v.as_bytes();
-            !v.is_empty() && v.len() <= 128 && v.iter().all(u8::is_ascii_graphic)
-        })
+        .filter(|v| telemetry::valid_request_id(v.as_bytes()))
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
-                .expect("hex is a valid header")
-        })
+        .unwrap_or_else(telemetry::new_request_id)
 }
 
 /// The client's address: the peer's, or with `trusted` proxies in front, the entry they
@@ -362,30 +366,18 @@ async fn proxy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    // The request's span (its id and trace id on every log line about it) is the metrics
+    // layer's, around this handler.
     let id = request_id(request.headers());
-    // Every log line about the request carries its id (and so can be found from the answer's).
-    let span = tracing::info_span!(
-        "request",
-        id = id.to_str().unwrap_or_default(),
-        method = %request.method(),
-        path = request.uri().path(),
-    );
-    // The metrics' route: the prefix the request's service owns (the path would hold ids).
-    let pattern = route(request.method(), request.uri().path()).map_or("unmatched", |r| r.pattern);
     let started = Instant::now();
-    let mut response = handle(&gateway, peer, id.clone(), request)
-        .instrument(span.clone())
-        .await;
+    let mut response = handle(&gateway, peer, id.clone(), request).await;
     let status = response.status();
-    span.in_scope(|| {
-        if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), took = ?started.elapsed(), "answered");
-        } else {
-            tracing::debug!(status = status.as_u16(), took = ?started.elapsed(), "answered");
-        }
-    });
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), took = ?started.elapsed(), "answered");
+    } else {
+        tracing::debug!(status = status.as_u16(), took = ?started.elapsed(), "answered");
+    }
     response.headers_mut().insert(REQUEST_ID, id);
-    response.extensions_mut().insert(RouteLabel(pattern));
     response
 }
 
@@ -585,6 +577,16 @@ async fn forward(
         }
     }
     headers.insert(REQUEST_ID, id);
+    // The call to the service, as a span of its own; the service continues the trace from it
+    // (the caller's `traceparent` is replaced by this span's, or forwarded as it came when
+    // spans are not exported).
+    let call = tracing::info_span!(
+        "http.client",
+        otel.name = %format_args!("{} {name}", parts.method),
+        otel.kind = "client",
+        upstream = name,
+    );
+    call.in_scope(|| telemetry::inject(&mut headers));
     let forwarded = match parts
         .headers
         .get("x-forwarded-for")
@@ -605,63 +607,72 @@ async fn forward(
     let retryable = idempotent(&parts.method);
     let deadline = Instant::now() + service.config().timeout;
     let mut attempts = 0;
-    let answered = loop {
-        attempts += 1;
-        let sent = gateway
-            .http
-            .request(parts.method.clone(), &url)
-            .headers(headers.clone())
-            .body(body.clone())
-            .send();
-        let outcome = tokio::time::timeout_at(deadline.into(), sent).await;
-        let again = retryable
-            && attempts < service.config().attempts
-            && Instant::now() + Duration::from_millis(50) < deadline;
-        match outcome {
-            Err(_) => {
-                attempt.finish("timeout", true);
-                return ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_timeout",
-                    format!(
-                        "{name} did not answer within {:?}",
-                        service.config().timeout
-                    ),
-                )
-                .into_response();
-            }
-            Ok(Err(e)) => {
-                if again && service.take_retry() {
-                    tracing::debug!(upstream = name, error = %e, "retrying");
-                    tokio::time::sleep(jitter()).await;
-                    continue;
+    let answered = async {
+        loop {
+            attempts += 1;
+            let sent = gateway
+                .http
+                .request(parts.method.clone(), &url)
+                .headers(headers.clone())
+                .body(body.clone())
+                .send();
+            let outcome = tokio::time::timeout_at(deadline.into(), sent).await;
+            let again = retryable
+                && attempts < service.config().attempts
+                && Instant::now() + Duration::from_millis(50) < deadline;
+            match outcome {
+                Err(_) => {
+                    attempt.finish("timeout", true);
+                    return Err(ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                        format!(
+                            "{name} did not answer within {:?}",
+                            service.config().timeout
+                        ),
+                    )
+                    .into_response());
                 }
-                tracing::warn!(upstream = name, error = %e, "upstream failed");
-                attempt.finish("unavailable", true);
-                return ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "upstream_unavailable",
-                    format!("{name} is unavailable"),
-                )
-                .retry_after(1)
-                .into_response();
-            }
-            Ok(Ok(answered)) => {
-                let status = answered.status();
-                let failing = matches!(status.as_u16(), 502..=504);
-                if failing && again && service.take_retry() {
-                    tokio::time::sleep(jitter()).await;
-                    continue;
+                Ok(Err(e)) => {
+                    if again && service.take_retry() {
+                        tracing::debug!(upstream = name, error = %e, "retrying");
+                        tokio::time::sleep(jitter()).await;
+                        continue;
+                    }
+                    tracing::warn!(upstream = name, error = %e, "upstream failed");
+                    attempt.finish("unavailable", true);
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "upstream_unavailable",
+                        format!("{name} is unavailable"),
+                    )
+                    .retry_after(1)
+                    .into_response());
                 }
-                let outcome = if status.is_server_error() {
-                    "error"
-                } else {
-                    "ok"
-                };
-                attempt.finish(outcome, failing);
-                break answered;
+                Ok(Ok(answered)) => {
+                    let status = answered.status();
+                    let failing = matches!(status.as_u16(), 502..=504);
+                    if failing && again && service.take_retry() {
+                        tokio::time::sleep(jitter()).await;
+                        continue;
+                    }
+                    let outcome = if status.is_server_error() {
+                        "error"
+                    } else {
+                        "ok"
+                    };
+                    attempt.finish(outcome, failing);
+                    break Ok(answered);
+                }
             }
         }
+    }
+    .instrument(call)
+    .await;
+
+    let answered = match answered {
+        Ok(answered) => answered,
+        Err(refused) => return refused,
     };
 
     let mut response = Response::builder().status(answered.status());

@@ -52,6 +52,12 @@ pub static MIGRATIONS: Migrations = Migrations(&[
         include_str!("../migrations/0001_orders.sql"),
     ),
     (2, "idempotency keys", service_db::idempotency::TABLE),
+    (
+        3,
+        "the trace of each outbox row",
+        // The W3C traceparent of the request that staged the row, carried by its record.
+        "ALTER TABLE outbox ADD COLUMN traceparent TEXT",
+    ),
 ]);
 
 /// The collection's path.

@@ -42,6 +42,8 @@ pub async fn stage_purchases(
 ) -> Result<(), DbError> {
     let time = UNIX_EPOCH + Duration::from_micros(created_at_us.max(0) as u64);
     let timestamp = humantime::format_rfc3339_millis(time).to_string();
+    // The order's request: the engine's batch that counts these purchases links to it.
+    let trace = service_common::telemetry::current_traceparent();
     for (no, line) in lines.iter().enumerate() {
         let event = serde_json::json!({
             "event_id": format!("{order_id}:{no}"),
@@ -52,14 +54,15 @@ pub async fn stage_purchases(
             "metadata": {"order_id": order_id, "quantity": line.quantity},
         });
         sqlx::query(
-            "INSERT INTO outbox (id, topic, record_key, payload, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO outbox (id, topic, record_key, payload, created_at, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(service_db::new_id())
         .bind(topic)
         .bind(&line.product_id)
         .bind(event.to_string())
         .bind(created_at_us)
+        .bind(trace.as_deref())
         .execute(&mut **tx)
         .await?;
     }
@@ -143,11 +146,11 @@ impl<L: EventLog> Relay<L> {
         };
         let select = match self.db.backend() {
             Backend::Postgres => {
-                "SELECT id, record_key, payload FROM outbox WHERE sent_at IS NULL \
+                "SELECT id, record_key, payload, traceparent FROM outbox WHERE sent_at IS NULL \
                  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
             }
             Backend::Sqlite => {
-                "SELECT id, record_key, payload FROM outbox WHERE sent_at IS NULL \
+                "SELECT id, record_key, payload, traceparent FROM outbox WHERE sent_at IS NULL \
                  ORDER BY id LIMIT $1"
             }
         };
@@ -165,9 +168,11 @@ impl<L: EventLog> Relay<L> {
             ids.push(row.try_get::<String, _>("id")?);
             let key: String = row.try_get("record_key")?;
             let payload: String = row.try_get("payload")?;
+            let trace: Option<String> = row.try_get("traceparent")?;
             records.push(Record {
                 key: Bytes::from(key),
                 value: Bytes::from(payload),
+                trace: trace.map(Bytes::from),
             });
         }
         self.log.append(records).await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use service_common::rest::money::Money;
+use tracing::Instrument;
 
 /// Product lookups one order runs at once.
 const LOOKUPS_AT_ONCE: usize = 8;
@@ -81,15 +82,34 @@ impl Upstreams {
                 }
             }
         };
-        let response = self.http.get(&url).send().await.map_err(failed)?;
-        match response.status() {
-            reqwest::StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => response.json().await.map(Some).map_err(failed),
-            s => Err(UpstreamError::Unavailable {
-                service,
-                reason: format!("GET {url} answered {s}"),
-            }),
+        // The call as a client span; the service continues the trace from it.
+        let call = tracing::info_span!(
+            "http.client",
+            otel.name = %format_args!("GET {service}"),
+            otel.kind = "client",
+            upstream = service,
+        );
+        let mut headers = reqwest::header::HeaderMap::new();
+        call.in_scope(|| service_common::telemetry::inject(&mut headers));
+        async {
+            let response = self
+                .http
+                .get(&url)
+                .headers(headers)
+                .send()
+                .await
+                .map_err(failed)?;
+            match response.status() {
+                reqwest::StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => response.json().await.map(Some).map_err(failed),
+                s => Err(UpstreamError::Unavailable {
+                    service,
+                    reason: format!("GET {url} answered {s}"),
+                }),
+            }
         }
+        .instrument(call)
+        .await
     }
 
     /// Whether the customer exists.

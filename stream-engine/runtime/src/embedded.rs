@@ -5,7 +5,7 @@
 //! UTF-8, else its bytes as an array).
 
 use event_log::embedded::EmbeddedLog;
-use event_log::{Bytes, EventLog, Record};
+use event_log::{EventLog, Record};
 
 use crate::sink::{Commit, ResultLog, SinkError, Stream, encode};
 
@@ -22,14 +22,8 @@ impl ResultLog for EmbeddedResultLog {
         let (mut results, mut late, mut dead) = (Vec::new(), Vec::new(), Vec::new());
         for record in encode(commit) {
             match record.stream {
-                Stream::Results => results.push(Record {
-                    key: Bytes::from(record.key),
-                    value: Bytes::from(record.payload),
-                }),
-                Stream::Late => late.push(Record {
-                    key: Bytes::from(record.key),
-                    value: Bytes::from(record.payload),
-                }),
+                Stream::Results => results.push(Record::new(record.key, record.payload)),
+                Stream::Late => late.push(Record::new(record.key, record.payload)),
                 Stream::DeadLetters => {
                     let header = |name: &str| {
                         record
@@ -50,10 +44,10 @@ impl ResultLog for EmbeddedResultLog {
                         "offset": header("ecom-source-offset").parse::<u64>().ok(),
                         "payload": payload,
                     });
-                    dead.push(Record {
-                        key: Bytes::from(record.key),
-                        value: Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default()),
-                    });
+                    dead.push(Record::new(
+                        record.key,
+                        serde_json::to_vec(&envelope).unwrap_or_default(),
+                    ));
                 }
             }
         }

@@ -183,6 +183,9 @@ fn read<'r, S: CheckpointStore, R: PartitionReader>(
     }
 }
 
+/// The most producers' spans one batch span links to (OpenTelemetry's default limit).
+const MAX_LINKS: usize = 128;
+
 /// The processing loop: feeds batches to the worker, ticks it at least every 50 ms, and
 /// commits offsets as checkpoints are stored. Returns when the reader hangs up.
 fn process<S: CheckpointStore, R: PartitionReader>(
@@ -196,20 +199,47 @@ fn process<S: CheckpointStore, R: PartitionReader>(
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
         };
+        let runs = batch
+            .as_ref()
+            .map(|(generation, batch)| (*generation, batch.runs()));
+        // With traces exported, a batch is a consumer span linked to the spans that appended
+        // its records (the requests that sent the events, the orders whose purchases they
+        // are): one trace per request, joined here.
+        let span = runs
+            .as_ref()
+            .filter(|_| service_common::telemetry::enabled())
+            .map(|(_, runs)| {
+                let records: usize = runs.iter().map(|(_, r)| r.len()).sum();
+                let span = tracing::info_span!(
+                    "process",
+                    otel.name = "events process",
+                    otel.kind = "consumer",
+                    records,
+                );
+                service_common::telemetry::add_links(
+                    &span,
+                    runs.iter()
+                        .flat_map(|(_, r)| r.iter().filter_map(|r| r.trace)),
+                    MAX_LINKS,
+                );
+                span
+            });
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let stored = {
             let mut worker = shared.worker()?;
             // Checked under the worker's lock, which the callbacks take after bumping the
             // generation: a batch read before a change never reaches the new state.
-            if let Some((generation, batch)) = &batch
+            if let Some((generation, runs)) = &runs
                 && *generation == shared.generation.load(Ordering::SeqCst)
             {
-                for (partition, records) in batch.runs() {
-                    worker.process(partition, &records);
+                for (partition, records) in runs {
+                    worker.process(*partition, records);
                 }
             }
             worker.tick()?;
             worker.take_stored()
         };
+        drop(runs);
         drop(batch);
         reader.commit(&offsets(&stored), false);
     }

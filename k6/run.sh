@@ -9,6 +9,7 @@
 #   k6/run.sh                 # figures go to BENCHMARKS.md
 #   STAGE=30s THINK=0 k6/run.sh
 #   ECOM_BIN=/path/to/ecom k6/run.sh
+#   TRACES=1 k6/run.sh        # with every span exported
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +31,27 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+# TRACES=1: every span exported over OTLP/HTTP to a sink that reads and drops them (the cost of
+# tracing everything, against the default of exporting nothing).
+if [[ ${TRACES:-0} == 1 ]]; then
+  sink=$(free_port)
+  python3 - "$sink" <<'PY' &
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
+PY
+  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$sink
+fi
 base="http://127.0.0.1:$port"
 password=load-test-admin-password
 RUST_LOG=warn ECOM_ADMIN_PASSWORD=$password RATE_LIMITS='*=1000000/s:1000000' \

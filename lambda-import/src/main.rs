@@ -76,7 +76,9 @@ async fn run(telemetry: &telemetry::Telemetry) -> Result<(), Error> {
 
 /// The W3C `traceparent` of a Lambda invocation's X-Ray trace header
 /// (`Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1`): X-Ray's
-/// trace id is the 32 hex digits of its time and random parts, its parent a span id.
+/// trace id is the 32 hex digits of its time and random parts, its parent a span id. Only a
+/// sampled trace is continued: with active tracing off Lambda sends `Sampled=0`, and following
+/// it would drop every span of the import; the invocation then starts a trace of its own.
 fn traceparent_of_xray(header: &str) -> Option<String> {
     let field = |name: &str| {
         header
@@ -90,12 +92,10 @@ fn traceparent_of_xray(header: &str) -> Option<String> {
     if version != "1" || !hex(time, 8) || !hex(random, 24) || !hex(parent, 16) {
         return None;
     }
-    let sampled = if field("Sampled") == Some("1") {
-        "01"
-    } else {
-        "00"
-    };
-    Some(format!("00-{time}{random}-{parent}-{sampled}").to_ascii_lowercase())
+    if field("Sampled") != Some("1") {
+        return None;
+    }
+    Some(format!("00-{time}{random}-{parent}-01").to_ascii_lowercase())
 }
 
 /// The most time kept back from the invocation's end to write the reports (a fifth of the
@@ -230,9 +230,18 @@ mod tests {
             Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
         );
         assert_eq!(
-            traceparent_of_xray("Root=1-5759E988-BD862E3FE1BE46A994272793;Parent=53995C3F42CD8AD8")
-                .as_deref(),
-            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-00")
+            traceparent_of_xray(
+                "Root=1-5759E988-BD862E3FE1BE46A994272793;Parent=53995C3F42CD8AD8;Sampled=1"
+            )
+            .as_deref(),
+            Some("00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01")
+        );
+        // Not sampled (active tracing off): not continued.
+        assert_eq!(
+            traceparent_of_xray(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0"
+            ),
+            None
         );
         // No parent (the function is the first span), or damaged: no parent taken.
         assert_eq!(

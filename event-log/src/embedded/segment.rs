@@ -45,13 +45,18 @@ const TRACED: u32 = 1 << 31;
 
 /// The body's length of a record (what [`MAX_BODY`] limits).
 pub fn body_len(key: &[u8], value: &[u8], trace: Option<&[u8]>) -> usize {
-    4 + key.len() + trace.map_or(0, |t| 1 + t.len()) + value.len()
+    4 + key.len() + kept(trace).map_or(0, |t| 1 + t.len()) + value.len()
+}
+
+/// The trace a frame keeps: none over 255 bytes (no valid `traceparent` is).
+fn kept(trace: Option<&[u8]>) -> Option<&[u8]> {
+    trace.filter(|t| t.len() <= usize::from(u8::MAX))
 }
 
 /// Appends the frame of one record to `buf`. A `trace` over 255 bytes (no valid
 /// `traceparent` is) is left out.
 pub fn encode(key: &[u8], value: &[u8], trace: Option<&[u8]>, buf: &mut Vec<u8>) {
-    let trace = trace.filter(|t| t.len() <= usize::from(u8::MAX));
+    let trace = kept(trace);
     let body_len = body_len(key, value, trace);
     buf.reserve(HEADER + body_len);
     let start = buf.len();

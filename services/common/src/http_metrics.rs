@@ -125,7 +125,13 @@ pub async fn track(
             id
         }
     };
-    let span = telemetry::server_span(metrics.service, request.method(), &route, request.headers());
+    let span = telemetry::server_span(
+        metrics.service,
+        request.method(),
+        &route,
+        request.uri().path(),
+        request.headers(),
+    );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();

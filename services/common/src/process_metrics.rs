@@ -21,13 +21,33 @@ pub struct ProcessMetrics {
 }
 
 impl Default for ProcessMetrics {
+    /// The process's start from `/proc` (boot time plus its start in ticks since boot), or
+    /// else now.
     fn default() -> Self {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let system = std::fs::read_to_string("/proc/stat").unwrap_or_default();
         ProcessMetrics {
-            started: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            started: start_time(&stat, &system).unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+            }),
         }
     }
+}
+
+/// Field 22 of `/proc/self/stat` (the start, in ticks after boot) plus `btime` of `/proc/stat`
+/// (the boot, in seconds since the epoch).
+fn start_time(stat: &str, system: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: f64 = system
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot + ticks / TICKS_PER_SECOND)
 }
 
 /// What `/proc/self` says now; `None` where it cannot be read.
@@ -151,6 +171,14 @@ mod tests {
         let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 8 0";
         assert_eq!(cpu_seconds(stat), Some(3.25));
         assert_eq!(cpu_seconds("garbage"), None);
+        // Field 22: 12345 ticks after a boot at 1,700,000,000.
+        let stat =
+            "4242 (ecom) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 8 0 12345 1000";
+        assert_eq!(
+            start_time(stat, "cpu 1 2 3\nbtime 1700000000\n"),
+            Some(1_700_000_123.45)
+        );
+        assert_eq!(start_time(stat, "cpu 1 2 3\n"), None);
         let status = "Name:\tecom\nVmSize:\t  20480 kB\nVmRSS:\t    1024 kB\nThreads:\t7\n";
         assert_eq!(status_kib(status, "VmRSS:"), Some(1024.0));
         assert_eq!(status_kib(status, "Threads:"), Some(7.0));

@@ -104,6 +104,42 @@ impl LogFormat {
     }
 }
 
+/// The spans whose fields every log line inside them shows: a request's (`request_id`,
+/// `trace_id`, ...), a Lambda invocation's, an import's. Their child spans (calls to other
+/// services, appends) are traces' business, not the logs': a line inside one still shows the
+/// request's fields, in JSON as the `span` object.
+const LOGGED_SPANS: [&str; 3] = ["http.server", "invocation", "import"];
+
+/// The log lines: `filter` chooses the events; the spans shown are [`LOGGED_SPANS`], whatever
+/// the level (a span is not a line; it costs nothing unless a line is written inside it).
+fn log_layer<S, W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> impl Layer<S> + Send + Sync + 'static
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(writer)
+            .boxed(),
+    };
+    let events = filter.and(tracing_subscriber::filter::filter_fn(|meta| {
+        meta.is_event()
+    }));
+    let spans = tracing_subscriber::filter::filter_fn(|meta| {
+        meta.is_span() && LOGGED_SPANS.contains(&meta.name())
+    });
+    layer.with_filter(events.or(spans))
+}
+
 fn otlp_configured() -> bool {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
     let disabled = std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
@@ -133,23 +169,7 @@ pub fn init_with(
         _ => format,
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let logs = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .with_writer(std::io::stderr)
-            .boxed(),
-    }
-    // Spans at `info` whatever the level of the log, so that a line about a request shows its
-    // ids (a span is not a line; it costs nothing unless a line is written inside it).
-    .with_filter(filter.or(tracing_subscriber::filter::filter_fn(|meta| {
-        meta.is_span() && *meta.level() <= tracing::Level::INFO
-    })));
+    let logs = log_layer(format, filter, std::io::stderr);
 
     let provider = if otlp_configured() {
         Some(provider(service)?)
@@ -162,7 +182,10 @@ pub fn init_with(
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("ecom"))
             .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-                if meta.is_span() {
+                // The Lambda runtime's own span per invocation would be a second, root trace.
+                if meta.target().starts_with("lambda_runtime") {
+                    false
+                } else if meta.is_span() {
                     *meta.level() <= tracing::Level::INFO
                 } else {
                     *meta.level() <= tracing::Level::WARN
@@ -264,6 +287,7 @@ pub fn server_span(
     service: &'static str,
     method: &Method,
     route: &str,
+    path: &str,
     headers: &HeaderMap,
 ) -> Span {
     let request_id = headers
@@ -278,6 +302,7 @@ pub fn server_span(
         service,
         http.request.method = %method,
         http.route = route,
+        url.path = path,
         http.response.status_code = tracing::field::Empty,
         request_id,
         trace_id = tracing::field::Empty,
@@ -399,6 +424,60 @@ mod tests {
         assert!(context.is_remote() && context.is_sampled());
         assert!(span_context(b"00-zz-00f067aa0ba902b7-01").is_none());
         assert!(span_context(&[0xff, 0xfe]).is_none());
+    }
+
+    /// A writer the test reads back.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'w self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn a_json_line_inside_a_call_shows_its_request() {
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::registry().with(log_layer(
+            LogFormat::Json,
+            EnvFilter::new("warn"),
+            captured.clone(),
+        ));
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("http.server", request_id = "r-1", trace_id = "t-1");
+            let _request = request.enter();
+            tracing::info!("not logged: under the level");
+            let call = tracing::info_span!("http.client", upstream = "catalog");
+            let _call = call.enter();
+            tracing::warn!(attempt = 2, "upstream failed");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        let line = &lines[0];
+        assert_eq!(line["message"], "upstream failed");
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["attempt"], 2);
+        assert_eq!(line["span"]["name"], "http.server");
+        assert_eq!(line["span"]["request_id"], "r-1");
+        assert_eq!(line["span"]["trace_id"], "t-1");
     }
 
     #[test]

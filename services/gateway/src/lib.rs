@@ -160,9 +160,10 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// The client's address as the gateway determined it, set on every forwarded request.
 pub const CLIENT_IP: &str = "x-real-ip";
 
-/// The gateway's routes: what [`build`] serves. Registers its metrics in `registry` (the
-/// gateway's own HTTP metrics under the `gateway_` prefix, so that they stay apart from the
-/// services' in a process that runs both). Errors for a malformed `REDIS_URL`.
+/// The gateway's routes: what [`build`] serves. Registers its upstream and rate-limit metrics
+/// in `registry`; its HTTP metrics are `http_metrics`' families, labelled
+/// `service="gateway"` (in a process that also runs the services, beside theirs). Errors for
+/// a malformed `REDIS_URL`.
 pub fn part(
     config: &Config,
     registry: &mut Registry,

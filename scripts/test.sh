@@ -33,6 +33,12 @@ step "observability"
 # copy (observability/check-static.sh).
 observability/check-static.sh
 
+step "containers"
+# The Dockerfile and compose.yaml (no Docker engine here): the Compose schema, the image's
+# user, health check and entry point, compose's subcommands, variables and health checks, and
+# each check failing on a broken copy (scripts/check-deploy.sh).
+scripts/check-deploy.sh
+
 step "tests"
 # The Lambda's test runs the function's binary under `cargo lambda watch`; `cargo test` builds
 # only the test harnesses of a package without integration tests, so it is built first.

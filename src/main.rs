@@ -44,6 +44,8 @@ enum Command {
     Import(commands::import::Args),
     /// Apply the CRUD services' database migrations, then exit.
     Migrate(commands::crud::MigrateArgs),
+    /// Ask a running service whether it is up (`GET /healthz`): a container's health check.
+    Health(commands::health::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Orders(args) => commands::crud::orders(args),
         Command::Migrate(args) => commands::crud::migrate(args),
         Command::Import(args) => commands::import::run(args),
+        Command::Health(args) => return commands::health::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 pub mod analytics;
 pub mod crud;
 pub mod generate;
+pub mod health;
 pub mod import;
 pub mod ingest;
 pub mod stream_engine;

@@ -285,3 +285,38 @@ async fn ecom_up_demo_traffic_flows_through_the_pipeline() {
         assert!(doc["paths"][path].is_object(), "{path} is not described");
     }
 }
+
+/// `ecom health`, the container health check: 0 for a running process's `/healthz`, 1 (never
+/// Docker's reserved 2) with the reason for a wrong path, a closed port or a silent server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecom_health_probes_a_running_process() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let up = up(dir.path(), port, &[]);
+    up.wait_ready().await;
+    let health = |args: &[&str], addr: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ecom"))
+            .arg("health")
+            .args(args)
+            .env("ECOM_ADDR", addr)
+            .output()
+            .unwrap()
+    };
+    // The default: /healthz on ECOM_ADDR's port, as inside the service's own container.
+    let healthy = health(&[], &format!("0.0.0.0:{port}"));
+    assert_eq!(healthy.status.code(), Some(0), "{healthy:?}");
+    let wrong = health(&["--url", &format!("http://127.0.0.1:{port}/nope")], "");
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("answered 404"));
+    let closed = health(&[], &format!("127.0.0.1:{}", free_port()));
+    assert_eq!(closed.status.code(), Some(1));
+    // A server that accepts and never answers: refused after the timeout, not hung.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let stalled = health(&["--timeout", "300ms"], &format!("127.0.0.1:{silent_port}"));
+    assert_eq!(stalled.status.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(silent);
+}

@@ -31,20 +31,7 @@ echo "kubectl kustomize observability: $(kubectl kustomize observability | grep 
 # Each check must be able to fail.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-must_fail() {
-  local what=$1 expect=$2
-  shift 2
-  if "$@" >"$work/out" 2>&1; then
-    echo "not refused: $what" >&2
-    exit 1
-  fi
-  grep -q -- "$expect" "$work/out" || {
-    echo "refused for another reason than expected ($expect): $what" >&2
-    cat "$work/out" >&2
-    exit 1
-  }
-  echo "refused, as it should be: $what"
-}
+source scripts/must-fail.sh
 cp -r observability "$work/copy"
 copy=$work/copy
 # An alert whose condition no longer fires: its test fails.

@@ -15,20 +15,7 @@ venv=target/servers/venv/bin
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-must_fail() {
-  local what=$1 expect=$2
-  shift 2
-  if "$@" >"$work/out" 2>&1; then
-    echo "not refused: $what" >&2
-    exit 1
-  fi
-  grep -q -- "$expect" "$work/out" || {
-    echo "refused for another reason than expected ($expect): $what" >&2
-    cat "$work/out" >&2
-    exit 1
-  }
-  echo "refused, as it should be: $what"
-}
+source scripts/must-fail.sh
 mkdir -p "$work/copy/observability/prometheus"
 cp Dockerfile compose.yaml "$work/copy/"
 cp observability/prometheus/prometheus.yml "$work/copy/observability/prometheus/"

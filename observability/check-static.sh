@@ -8,6 +8,7 @@
 #   (check-dashboards.py);
 # - the Fluent Bit pipelines are well formed, merge JSON logs, and ship to Cloud Logging and
 #   CloudWatch Logs with the same inputs and filters (check-fluent-bit.py);
+# - the PrometheusRule for the operator is the rule file, unchanged (prometheusrule.py --check);
 # - the Kubernetes kustomization renders (`kubectl kustomize`);
 # - and each of these checks fails on a deliberately broken copy.
 # check-live.sh runs every expression on a real Prometheus scraping `ecom up`.
@@ -25,6 +26,7 @@ dashboards=(observability/grafana/dashboards/*.json)
 "$python" observability/check-metrics.py "${rules[@]}" "${dashboards[@]}"
 "$python" observability/check-dashboards.py observability
 "$python" observability/check-fluent-bit.py observability/fluent-bit
+"$python" observability/prometheusrule.py --check
 kubectl kustomize observability >/dev/null
 echo "kubectl kustomize observability: $(kubectl kustomize observability | grep -c '^kind:') resources"
 
@@ -46,6 +48,8 @@ must_fail "a metric no component registers" "stream_watermark_delay_seconds" \
 # A broken rule expression.
 sed -i '0,/expr: sum by/s//expr: sum bye/' "$copy/prometheus/rules/ecom.rules.yml"
 must_fail "a rule that does not parse" "parse error" "$promtool" check rules "$copy/prometheus/rules/ecom.rules.yml"
+# The operator's copy of the rules, left behind by a change to the rule file.
+must_fail "a PrometheusRule older than the rules" "not up to date" "$python" "$copy/prometheusrule.py" --check
 # Dashboards: a repeated panel id, a second datasource, a dashboard left out of Kubernetes.
 "$python" - "$copy/grafana/dashboards/ecom-services.json" <<'PY'
 import json, sys

@@ -14,6 +14,11 @@
 #   - Prometheus 2.42's binaries (prometheus, promtool) from Debian's package, unpacked into
 #     target/servers/prometheus (`apt-get download` + `dpkg -x`: nothing installed or started),
 #     for the alert rules' unit tests (`promtool test rules`);
+#   - the deployment checks' tools: checkov and kubernetes-validate from PyPI in their own
+#     virtualenv (target/servers/iac: checkov's dependencies are pinned tighter than the test
+#     servers'), python-hcl2 in another (target/servers/hcl2: checkov brings its own fork of it,
+#     bc-python-hcl2, which installs over the same `hcl2` module), and HashiCorp's HCL parser and formatter built to WebAssembly, npm's
+#     @cdktf/hcl2json and @cdktf/hcl-tools (target/servers/npm);
 #   - cargo-lambda, from PyPI (its wheel carries the binary and zig): `cargo lambda watch`
 #     serves the Lambda Runtime API to the CSV import's Lambda test, offline, and
 #     `cargo lambda build` packages the function.
@@ -33,6 +38,10 @@ SCHEMATHESIS=schemathesis==4.32.5           # and checks the API against it
 GECKODRIVER=0.37.1                          # Firefox's WebDriver
 CARGO_LAMBDA=cargo-lambda==1.9.2            # the Lambda Runtime API, and the function's zip
 CHECK_JSONSCHEMA=check-jsonschema==0.39.0   # compose.yaml against the Compose specification
+CHECKOV=checkov==3.3.30                     # Terraform and Kubernetes policies
+PYTHON_HCL2=python-hcl2==8.1.4              # the Terraform trees' structure
+KUBERNETES_VALIDATE=kubernetes-validate==1.37.0   # manifests against the API schemas
+HCL_NPM=(@cdktf/hcl2json@0.21.0 @cdktf/hcl-tools@0.21.0)   # HCL's parser and `terraform fmt`
 
 PG_BIN=/usr/lib/postgresql/15/bin
 
@@ -44,6 +53,7 @@ install_debian() {
   command -v chromium >/dev/null || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   command -v firefox-esr >/dev/null || missing+=(firefox-esr)
+  command -v npm >/dev/null || missing+=(npm)
   [[ ${#missing[@]} -eq 0 ]] && return
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo=sudo
@@ -68,6 +78,20 @@ install_prometheus() {
   rm -rf "$work"
 }
 
+# The deployment checks' tools (scripts/check-k8s.sh, scripts/check-terraform.sh).
+install_iac() {
+  if [[ ! -x "$DIR/iac/bin/python" ]]; then
+    python3 -m venv "$DIR/iac"
+  fi
+  "$DIR/iac/bin/pip" install --quiet --disable-pip-version-check "$CHECKOV" "$KUBERNETES_VALIDATE"
+  if [[ ! -x "$DIR/hcl2/bin/python" ]]; then
+    python3 -m venv "$DIR/hcl2"
+  fi
+  "$DIR/hcl2/bin/pip" install --quiet --disable-pip-version-check "$PYTHON_HCL2"
+  mkdir -p "$DIR/npm"
+  (cd "$DIR/npm" && npm install --silent --no-audit --no-fund --prefix . "${HCL_NPM[@]}")
+}
+
 install() {
   install_debian
   mkdir -p "$DIR/bin"
@@ -86,6 +110,7 @@ install() {
   local gecko_version=""
   gecko_version=$("$DIR/bin/geckodriver" --version 2>/dev/null || true)
   install_prometheus
+  install_iac
   if [[ $gecko_version != *"geckodriver $GECKODRIVER"* ]]; then
     cargo install --locked --quiet "geckodriver@$GECKODRIVER" --root "$DIR"
   fi
@@ -105,6 +130,8 @@ check() {
   local promtool_version
   promtool_version=$("$DIR/prometheus/usr/bin/promtool" --version 2>&1)
   echo "${promtool_version%%$'\n'*}"
+  "$DIR/iac/bin/checkov" --version
+  kubectl version --client
 }
 
 case "${1:-install}" in

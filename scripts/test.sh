@@ -39,6 +39,17 @@ step "containers"
 # each check failing on a broken copy (scripts/check-deploy.sh).
 scripts/check-deploy.sh
 
+step "deployment"
+# Kubernetes and Terraform (no cluster, no terraform binary, no provider registry here): the
+# overlays render and validate against the API schemas and k8s/schemas/, the platform's rules
+# (probes, security context, the seed's HPAs, NetworkPolicies, identities, Argo CD paths) hold,
+# checkov passes on the rendered manifests (scripts/check-k8s.sh); every .tf file parses with
+# HashiCorp's parser and is formatted, every module call and reference resolves, the design's
+# resources are there, checkov passes on both trees (scripts/check-terraform.sh); each check
+# fails on a broken copy.
+scripts/check-k8s.sh
+scripts/check-terraform.sh
+
 step "tests"
 # The Lambda's test runs the function's binary under `cargo lambda watch`; `cargo test` builds
 # only the test harnesses of a package without integration tests, so it is built first.

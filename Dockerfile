@@ -5,16 +5,18 @@
 #
 # Stage 1 compiles with the crates' downloads and the target directory in BuildKit cache
 # mounts, so that a change to the sources rebuilds the workspace's own crates, not its
-# dependencies. Stage 2 is a slim Debian with the binary, CA certificates and a non-root user.
+# dependencies. Stage 2 is a slim Debian with the binary, CA certificates (with Amazon RDS's CA
+# bundle, which the services verify RDS against: PGSSLMODE=verify-full) and a non-root user.
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN=bookworm
 
 FROM rust:${RUST_VERSION}-${DEBIAN} AS build
 WORKDIR /src
-# librdkafka is built from its bundled sources (cmake-free, with make and gcc).
+# librdkafka is built from its bundled sources (cmake-free, with make and gcc), against the
+# system's OpenSSL for TLS to the brokers.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends build-essential pkg-config \
+    && apt-get install -y --no-install-recommends build-essential pkg-config libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -25,11 +27,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:${DEBIAN}-slim AS runtime
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 ecom \
     && useradd --system --uid 10001 --gid ecom --home-dir /var/lib/ecom --create-home ecom
 COPY --from=build /usr/local/bin/ecom /usr/local/bin/ecom
+# The CAs of Amazon RDS in every region (PGSSLROOTCERT in k8s/overlays/aws).
+ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
 USER 10001:10001
 WORKDIR /var/lib/ecom
 # The services' JSON logs for the log shippers; override per workload.

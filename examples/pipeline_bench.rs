@@ -154,7 +154,7 @@ async fn engine(
     let settings = Settings {
         addr: format!("127.0.0.1:{port}").parse().expect("address"),
         source: KafkaReaderSettings {
-            bootstrap_servers: broker.bootstrap(),
+            cluster: event_log::kafka::Cluster::plaintext(broker.bootstrap()),
             topic: TOPIC.into(),
             group_id: "bench-engine".into(),
             session_timeout: Duration::from_secs(10),

@@ -21,8 +21,9 @@ import yaml
 
 SUBCOMMANDS = {"up", "window", "gen", "ingest", "stream-engine", "analytics", "gateway", "auth",
                "catalog", "customers", "orders", "import", "migrate", "health"}
-# Read by libraries rather than by our flags.
-LIBRARY_ENV = re.compile(r"^(AWS_[A-Z_]+|OTEL_[A-Z_]+|RUST_LOG|ECOM_LOG_FORMAT)$")
+# Read by libraries rather than by our flags: the AWS SDK, OpenTelemetry, tracing, and sqlx's
+# libpq variables for TLS to PostgreSQL.
+LIBRARY_ENV = re.compile(r"^(AWS_[A-Z_]+|OTEL_[A-Z_]+|RUST_LOG|ECOM_LOG_FORMAT|PGSSLMODE|PGSSLROOTCERT)$")
 
 
 def dockerfile_problems(text):

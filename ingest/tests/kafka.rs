@@ -22,7 +22,7 @@ struct Service {
 
 async fn start(broker: &Broker, delivery_timeout: Duration, max_body_bytes: usize) -> Service {
     let log = KafkaLog::new(KafkaSettings {
-        bootstrap_servers: broker.bootstrap(),
+        cluster: event_log::kafka::Cluster::plaintext(broker.bootstrap()),
         topic: TOPIC.into(),
         delivery_timeout,
         max_in_flight: 100_000,

@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_stream_clients: args.max_stream_clients,
     };
     let tail_settings = KafkaReaderSettings {
-        bootstrap_servers: args.kafka.bootstrap_servers,
+        cluster: args.kafka.cluster()?,
         topic: args.output_topic,
         group_id: format!("ecom-analytics-{}", std::process::id()),
         session_timeout: Duration::from_secs(10),

@@ -238,7 +238,7 @@ pub fn orders(args: OrdersArgs) -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(orders::SCHEMA, &orders::MIGRATIONS).await?;
         let kafka = KafkaSettings {
-            bootstrap_servers: args.kafka.bootstrap_servers,
+            cluster: args.kafka.cluster()?,
             topic: args.topic.clone(),
             delivery_timeout: Duration::from_secs(5),
             max_in_flight: 100_000,

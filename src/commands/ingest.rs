@@ -41,7 +41,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let _telemetry = service_common::telemetry::init("ingest").map_err(anyhow::Error::msg)?;
     let kafka = KafkaSettings {
-        bootstrap_servers: args.kafka.bootstrap_servers,
+        cluster: args.kafka.cluster()?,
         topic: args.topic,
         delivery_timeout: args.delivery_timeout,
         max_in_flight: args.producer_queue,
@@ -60,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 name: kafka.topic.clone(),
                 partitions: args.partitions,
             };
-            ensure_topics(&kafka.bootstrap_servers, &[topic], Duration::from_secs(10)).await?;
+            ensure_topics(&kafka.cluster, &[topic], Duration::from_secs(10)).await?;
         }
         let log = KafkaLog::new(kafka.clone()).context("cannot create the Kafka producer")?;
         let (addr, server) = ingest::build(config.clone(), log, service_common::shutdown_signal())

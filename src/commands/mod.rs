@@ -51,7 +51,7 @@ impl EngineArgs {
     }
 }
 
-/// The Kafka brokers (`ecom ingest`, `ecom stream-engine`, `ecom analytics`).
+/// The Kafka brokers (`ecom ingest`, `ecom stream-engine`, `ecom analytics`, `ecom orders`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Brokers {
     /// Kafka bootstrap servers (`host:port,...`).
@@ -61,6 +61,34 @@ pub struct Brokers {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_servers: String,
+    /// `plaintext`, `ssl` (TLS), or `sasl_ssl` (TLS and SASL: Amazon MSK with IAM).
+    #[arg(long, env = "KAFKA_SECURITY_PROTOCOL", default_value = "plaintext")]
+    pub security_protocol: String,
+    /// With `sasl_ssl`: `AWS_MSK_IAM` (tokens signed with the AWS SDK's default credentials).
+    #[arg(long, env = "KAFKA_SASL_MECHANISM")]
+    pub sasl_mechanism: Option<String>,
+    /// Replicas of the topics this process creates (3 on MSK, whose brokers refuse writes to
+    /// a topic with fewer replicas than `min.insync.replicas`).
+    #[arg(long, env = "KAFKA_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub replication_factor: i32,
+}
+
+impl Brokers {
+    /// The cluster every Kafka client of the process uses; a bad security setting is refused
+    /// here, at start.
+    pub fn cluster(&self) -> anyhow::Result<event_log::kafka::Cluster> {
+        let security = event_log::kafka::Security::parse(
+            &self.security_protocol,
+            self.sasl_mechanism.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!("KAFKA_SECURITY_PROTOCOL/KAFKA_SASL_MECHANISM: {e}"))?;
+        Ok(event_log::kafka::Cluster {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            security,
+            replication_factor: self.replication_factor,
+        })
+    }
 }
 
 /// The DynamoDB tables of the results and checkpoints (`ecom stream-engine`, `ecom analytics`).

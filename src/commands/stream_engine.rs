@@ -79,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             partitions: args.partitions.max(1) as u32,
         },
         source: KafkaReaderSettings {
-            bootstrap_servers: args.kafka.bootstrap_servers,
+            cluster: args.kafka.cluster()?,
             topic: args.input_topic,
             group_id: args.group_id,
             session_timeout: args.session_timeout,

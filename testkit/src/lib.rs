@@ -306,6 +306,7 @@ impl Drop for Redis {
 pub struct Postgres {
     port: u16,
     bin: PathBuf,
+    tls: Option<Tls>,
     /// Stops the cluster once its stdin closes.
     watchdog: Child,
     databases: std::sync::atomic::AtomicU32,
@@ -319,6 +320,31 @@ impl Postgres {
     }
 
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// A cluster that admits TLS connections only (as RDS with `rds.force_ssl`), its
+    /// certificate for `127.0.0.1` signed by a CA made for it: the CA's PEM file is
+    /// [`Postgres::ca`]. A connection without TLS is refused by `pg_hba.conf`.
+    pub fn start_tls() -> Postgres {
+        let dir = std::env::temp_dir().join(format!(
+            "ecom-pg-tls-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let ca = certificate_authority(&dir, "ecom test CA");
+        server_certificate(&dir, &ca, "127.0.0.1");
+        Postgres::start_with(Some(Tls { dir, ca }))
+    }
+
+    /// The CA that signed a [`Postgres::start_tls`] cluster's certificate.
+    pub fn ca(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca.as_path())
+    }
+
+    fn start_with(tls: Option<Tls>) -> Postgres {
         let bin = find("ECOM_PG_BIN", PathBuf::from("/usr/lib/postgresql/15/bin"));
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("ecom-pg-{}-{port}", std::process::id()));
@@ -370,11 +396,38 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400 \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             dir.display()
         );
+        if let Some(tls) = &tls {
+            // The key must belong to the server's user and be private to it.
+            let key = data.join("server.key");
+            std::fs::copy(tls.dir.join("server.key"), &key).expect("the server key is copied");
+            std::fs::copy(tls.dir.join("server.crt"), data.join("server.crt"))
+                .expect("the server certificate is copied");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .expect("the key's mode is set");
+            if root {
+                let status = Command::new("chown")
+                    .args(["postgres:postgres"])
+                    .arg(&key)
+                    .arg(data.join("server.crt"))
+                    .status()
+                    .expect("chown runs");
+                assert!(status.success(), "cannot give the server key to postgres");
+            }
+            // TCP only over TLS; the local socket stays open for nothing but pg_ctl.
+            std::fs::write(
+                data.join("pg_hba.conf"),
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n\
+                 hostnossl all all 0.0.0.0/0 reject\n",
+            )
+            .expect("pg_hba.conf is written");
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let out = as_owner(bin.join("pg_ctl"))
             .arg("-D")
             .arg(&data)
@@ -408,6 +461,7 @@ impl Postgres {
         Postgres {
             port,
             bin,
+            tls,
             watchdog,
             databases: std::sync::atomic::AtomicU32::new(0),
         }
@@ -442,7 +496,112 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         drop(self.watchdog.stdin.take());
         let _ = self.watchdog.wait();
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(&tls.dir);
+        }
     }
+}
+
+/// The certificates of a [`Postgres::start_tls`] cluster.
+struct Tls {
+    dir: PathBuf,
+    ca: PathBuf,
+}
+
+/// A self-signed CA in `dir` (`<name>.crt`, `<name>.key`, spaces as dashes), made with the
+/// `openssl` command: its certificate's path.
+pub fn certificate_authority(dir: &Path, name: &str) -> PathBuf {
+    let stem = name.replace(' ', "-");
+    let (crt, key) = (
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        &path(&key),
+        "-out",
+        &path(&crt),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    crt
+}
+
+/// `server.crt` and `server.key` in `dir` for the IP address `ip`, signed by the CA whose
+/// certificate is `ca` (its key beside it).
+fn server_certificate(dir: &Path, ca: &Path, ip: &str) {
+    let (crt, key, csr) = (
+        dir.join("server.crt"),
+        dir.join("server.key"),
+        dir.join("server.csr"),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        &format!("/CN={ip}"),
+        "-keyout",
+        &path(&key),
+        "-out",
+        &path(&csr),
+    ]);
+    let extensions = dir.join("server.ext");
+    std::fs::write(
+        &extensions,
+        format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n"),
+    )
+    .expect("the extensions file is written");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path(&csr),
+        "-CA",
+        &path(ca),
+        "-CAkey",
+        &path(&ca.with_extension("key")),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &path(&crt),
+        "-extfile",
+        &path(&extensions),
+    ]);
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Reading the Prometheus text format, for benchmarks that report a service's own metrics.

@@ -292,3 +292,72 @@ async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// The CRUD services on a PostgreSQL that admits TLS only, as RDS does (`rds.force_ssl`):
+/// with PGSSLMODE=verify-full and PGSSLROOTCERT, what the Kubernetes overlay sets, they verify
+/// the server's certificate against the CA and work; a server certificate from another CA is
+/// refused, and so is a connection without TLS (by the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_reach_postgresql_over_verified_tls_only() {
+    let _serial = serial().await;
+    let stack = Stack::start();
+    let postgres = testkit::Postgres::start_tls();
+    let url = postgres.database();
+    let (host_port, name) = url
+        .trim_start_matches("postgres://ecom@")
+        .split_once('/')
+        .unwrap();
+    let (host, port) = host_port.split_once(':').unwrap();
+    let ca = postgres.ca().unwrap().display().to_string();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other_ca = testkit::certificate_authority(elsewhere.path(), "another CA")
+        .display()
+        .to_string();
+    let db = |mode: &'static str, root: &str| {
+        vec![
+            ("DB_HOST", host.to_owned()),
+            ("DB_PORT", port.to_owned()),
+            ("DB_NAME", name.to_owned()),
+            ("DB_USER", "ecom".to_owned()),
+            ("PGSSLMODE", mode.to_owned()),
+            ("PGSSLROOTCERT", root.to_owned()),
+        ]
+    };
+    let migrate = |vars: Vec<(&'static str, String)>| {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        stack.run_to_exit("migrate", &vars, Duration::from_secs(60))
+    };
+
+    let (status, stderr) = migrate(db("verify-full", &ca));
+    assert!(
+        status.success(),
+        "ecom migrate over verified TLS failed: {stderr}"
+    );
+    let (status, stderr) = migrate(db("verify-full", &other_ca));
+    assert!(
+        !status.success(),
+        "a server certificate from another CA was accepted"
+    );
+    assert!(
+        stderr.contains("certificate") || stderr.contains("UnknownIssuer"),
+        "refused for another reason: {stderr}"
+    );
+    let (status, stderr) = migrate(db("disable", &ca));
+    assert!(!status.success(), "a connection without TLS was accepted");
+    assert!(
+        stderr.contains("pg_hba.conf"),
+        "refused for another reason: {stderr}"
+    );
+
+    let vars = db("verify-full", &ca);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let catalog = stack.service("catalog", &vars, Stdio::inherit());
+    catalog.wait_ready().await;
+    let http = reqwest::Client::new();
+    create(
+        &http,
+        &format!("{}/api/v1/products", catalog.url()),
+        &product("TLS-1"),
+    )
+    .await;
+}

@@ -5,13 +5,13 @@ use std::time::Duration;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 
-use super::{DeliveryErrorKind, Outgoing, ReplaceableProducer, Retries, client_config, deliver};
+use super::{Cluster, DeliveryErrorKind, Outgoing, ReplaceableProducer, Retries, deliver};
 use crate::{AppendError, EventLog, NotReady, Record, TRACEPARENT};
 
 /// Producer settings of [`KafkaLog`].
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
-    pub bootstrap_servers: String,
+    pub cluster: Cluster,
     pub topic: String,
     /// How long an event may wait for the broker's acknowledgement before the append fails.
     pub delivery_timeout: Duration,
@@ -27,7 +27,7 @@ pub struct KafkaLog {
 
 impl KafkaLog {
     pub fn new(settings: KafkaSettings) -> Result<Self, KafkaError> {
-        let mut config = client_config(&settings.bootstrap_servers);
+        let mut config = settings.cluster.client_config();
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -42,7 +42,7 @@ impl KafkaLog {
                 "queue.buffering.max.messages",
                 (settings.max_in_flight.max(1) * 2).to_string(),
             );
-        let producer = ReplaceableProducer::new(config)?;
+        let producer = ReplaceableProducer::new(config, settings.cluster.context())?;
         Ok(KafkaLog { settings, producer })
     }
 

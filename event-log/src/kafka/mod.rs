@@ -1,9 +1,12 @@
 //! Kafka (feature `kafka`): the [`EventLog`](crate::EventLog) as an idempotent producer
 //! ([`KafkaLog`]), the [`PartitionReader`](crate::PartitionReader) as a consumer group
 //! ([`KafkaReader`]), and what every Kafka client of the platform shares: client settings,
-//! topic creation, the replaceable producer and the one delivery loop ([`deliver`]).
+//! topic creation, the replaceable producer and the one delivery loop ([`deliver`]). Every
+//! client reaches the brokers as its [`Cluster`] says: plaintext (tests, compose.yaml), TLS, or
+//! TLS with AWS IAM authentication (Amazon MSK, [`msk_iam`]).
 
 mod append;
+pub mod msk_iam;
 mod reader;
 
 pub use append::{KafkaLog, KafkaSettings};
@@ -12,25 +15,155 @@ pub use reader::{KafkaReader, KafkaReaderSettings};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use std::error::Error;
+use std::ffi::CString;
+use std::fmt;
+
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use service_common::retry::Backoff;
 
-/// The settings every client of the platform starts from.
-pub fn client_config(bootstrap_servers: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap_servers)
-        // Fail fast on a dead address, and come back quickly once the broker is back.
-        .set("socket.connection.setup.timeout.ms", "5000")
-        .set("reconnect.backoff.max.ms", "1000");
-    config
+/// How the brokers are reached (`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Security {
+    /// No encryption, no authentication: loopback, compose.yaml's network.
+    #[default]
+    Plaintext,
+    /// TLS, the brokers' certificates checked against the system's CAs.
+    Tls,
+    /// TLS, and SASL OAUTHBEARER with an AWS IAM token: Amazon MSK's IAM access control.
+    MskIam,
 }
+
+impl Security {
+    /// From Kafka's `security.protocol` (`plaintext`, `ssl`, `sasl_ssl`) and SASL mechanism
+    /// (`AWS_MSK_IAM`, the only one supported), case-insensitive.
+    pub fn parse(protocol: &str, mechanism: Option<&str>) -> Result<Security, String> {
+        let mechanism = mechanism.map(str::trim).filter(|m| !m.is_empty());
+        match (protocol.trim().to_ascii_lowercase().as_str(), mechanism) {
+            ("plaintext", None) => Ok(Security::Plaintext),
+            ("ssl", None) => Ok(Security::Tls),
+            ("sasl_ssl", Some(m)) if m.eq_ignore_ascii_case("AWS_MSK_IAM") => Ok(Security::MskIam),
+            ("sasl_ssl", Some(m)) => Err(format!(
+                "the SASL mechanism {m:?} is not supported (AWS_MSK_IAM is)"
+            )),
+            ("sasl_ssl", None) => Err("sasl_ssl needs a SASL mechanism (AWS_MSK_IAM)".into()),
+            ("plaintext" | "ssl", Some(m)) => Err(format!(
+                "the SASL mechanism {m:?} needs the security protocol sasl_ssl"
+            )),
+            (other, _) => Err(format!(
+                "the security protocol {other:?} is not one of plaintext, ssl, sasl_ssl"
+            )),
+        }
+    }
+}
+
+/// The Kafka cluster every client of a process talks to: where, how, and the replication
+/// factor of the topics it creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// `host:port,...`
+    pub bootstrap_servers: String,
+    pub security: Security,
+    /// Replicas of each topic the platform creates: 1 on a one-broker development cluster,
+    /// 3 on MSK (whose `min.insync.replicas` of 2 refuses writes to a topic with fewer).
+    pub replication_factor: i32,
+}
+
+impl Cluster {
+    /// A plaintext cluster whose topics have one replica (tests, `ecom up`'s own broker).
+    pub fn plaintext(bootstrap_servers: impl Into<String>) -> Cluster {
+        Cluster {
+            bootstrap_servers: bootstrap_servers.into(),
+            security: Security::Plaintext,
+            replication_factor: 1,
+        }
+    }
+
+    /// The settings every client of the platform starts from.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            // Fail fast on a dead address, and come back quickly once the broker is back.
+            .set("socket.connection.setup.timeout.ms", "5000")
+            .set("reconnect.backoff.max.ms", "1000");
+        match self.security {
+            Security::Plaintext => {}
+            Security::Tls => {
+                config.set("security.protocol", "ssl");
+            }
+            Security::MskIam => {
+                config
+                    .set("security.protocol", "sasl_ssl")
+                    .set("sasl.mechanisms", "OAUTHBEARER");
+            }
+        }
+        config
+    }
+
+    /// The client context that answers librdkafka's token refreshes.
+    pub fn context(&self) -> KafkaContext {
+        KafkaContext {
+            security: self.security,
+        }
+    }
+}
+
+impl fmt::Display for Cluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.bootstrap_servers)
+    }
+}
+
+/// The settings every client of the platform starts from (a plaintext cluster).
+pub fn client_config(bootstrap_servers: &str) -> ClientConfig {
+    Cluster::plaintext(bootstrap_servers).client_config()
+}
+
+/// The context of the platform's producers and admin clients (the consumer's own context
+/// delegates to [`KafkaContext::token`]): with MSK IAM, it signs a new token whenever
+/// librdkafka asks, at 80 % of the last one's lifetime.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KafkaContext {
+    security: Security,
+}
+
+impl KafkaContext {
+    /// A token for SASL OAUTHBEARER.
+    pub fn token(&self) -> Result<OAuthToken, Box<dyn Error>> {
+        match self.security {
+            Security::MskIam => {
+                let token = msk_iam::token_from_environment()?;
+                Ok(OAuthToken {
+                    token: token.token,
+                    // MSK takes the principal from the signature; the name is informative.
+                    principal_name: String::new(),
+                    lifetime_ms: token.expires_at_ms,
+                })
+            }
+            Security::Plaintext | Security::Tls => {
+                Err("an OAUTHBEARER token was asked for without MSK IAM authentication".into())
+            }
+        }
+    }
+}
+
+impl ClientContext for KafkaContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(&self, _: Option<&str>) -> Result<OAuthToken, Box<dyn Error>> {
+        self.token()
+    }
+}
+
+/// The producers of the platform.
+pub type KafkaProducer = FutureProducer<KafkaContext>;
 
 /// A topic the platform needs.
 #[derive(Debug, Clone)]
@@ -44,24 +177,35 @@ pub struct TopicSpec {
 #[error("{0}")]
 pub struct TopicError(String);
 
-/// Creates the topics that do not exist yet; existing ones are left as they are.
+/// Creates the topics that do not exist yet (with the cluster's replication factor); existing
+/// ones are left as they are.
 pub async fn ensure_topics(
-    bootstrap_servers: &str,
+    cluster: &Cluster,
     topics: &[TopicSpec],
     timeout: Duration,
 ) -> Result<(), TopicError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap_servers)
-        .create()
+    let admin: AdminClient<KafkaContext> = cluster
+        .client_config()
+        .create_with_context(cluster.context())
         .map_err(|e| TopicError(format!("cannot create a Kafka admin client: {e}")))?;
+    if cluster.security == Security::MskIam {
+        set_token(&admin, &cluster.context())?;
+    }
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            NewTopic::new(
+                &t.name,
+                t.partitions,
+                TopicReplication::Fixed(cluster.replication_factor),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(timeout));
     let results = admin
         .create_topics(new.iter(), &options)
         .await
-        .map_err(|e| TopicError(format!("cannot create topics on {bootstrap_servers}: {e}")))?;
+        .map_err(|e| TopicError(format!("cannot create topics on {cluster}: {e}")))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -73,21 +217,58 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// Gives an admin client its token before it connects. rdkafka's admin client polls only its
+/// own result queue, never the main queue where librdkafka asks for token refreshes, so it
+/// would wait for a token forever; it lives for one call, far shorter than a token.
+fn set_token(admin: &AdminClient<KafkaContext>, context: &KafkaContext) -> Result<(), TopicError> {
+    let no_token = |e: &dyn fmt::Display| TopicError(format!("no MSK IAM token: {e}"));
+    let token = context.token().map_err(|e| no_token(&e))?;
+    let value = CString::new(token.token).map_err(|e| no_token(&e))?;
+    let principal = CString::new(token.principal_name).map_err(|e| no_token(&e))?;
+    let mut error = [0 as std::ffi::c_char; 512];
+    // SAFETY: the client pointer is live for `admin`'s lifetime; the strings and the error
+    // buffer outlive the call, which copies what it keeps; no extensions are passed.
+    let code = unsafe {
+        rdkafka::bindings::rd_kafka_oauthbearer_set_token(
+            admin.inner().native_ptr(),
+            value.as_ptr(),
+            token.lifetime_ms,
+            principal.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            error.as_mut_ptr(),
+            error.len(),
+        )
+    };
+    if code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        // SAFETY: librdkafka writes a NUL-terminated message into the buffer on failure.
+        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+        return Err(no_token(&message.to_string_lossy()));
+    }
+    Ok(())
+}
+
 /// An idempotent producer that is replaced by a new one (a new producer id) when it can no
 /// longer deliver: after a fatal error, or when the broker fenced or forgot its id.
 pub struct ReplaceableProducer {
     config: ClientConfig,
-    slot: RwLock<Arc<FutureProducer>>,
+    context: KafkaContext,
+    slot: RwLock<Arc<KafkaProducer>>,
 }
 
 impl ReplaceableProducer {
-    pub fn new(config: ClientConfig) -> Result<Self, KafkaError> {
-        let slot = RwLock::new(Arc::new(config.create()?));
-        Ok(ReplaceableProducer { config, slot })
+    /// A producer of `config` (from [`Cluster::client_config`]) with the cluster's context.
+    pub fn new(config: ClientConfig, context: KafkaContext) -> Result<Self, KafkaError> {
+        let slot = RwLock::new(Arc::new(config.create_with_context(context)?));
+        Ok(ReplaceableProducer {
+            config,
+            context,
+            slot,
+        })
     }
 
     /// The current producer, replaced first if it failed fatally.
-    pub fn get(&self) -> Arc<FutureProducer> {
+    pub fn get(&self) -> Arc<KafkaProducer> {
         let current = self.slot.read().unwrap_or_else(|e| e.into_inner()).clone();
         match current.client().fatal_error() {
             Some((code, reason)) => {
@@ -99,12 +280,12 @@ impl ReplaceableProducer {
     }
 
     /// Puts a new producer in place of `broken`, unless another caller already did.
-    pub fn replace(&self, broken: &Arc<FutureProducer>) -> Arc<FutureProducer> {
+    pub fn replace(&self, broken: &Arc<KafkaProducer>) -> Arc<KafkaProducer> {
         let mut slot = self.slot.write().unwrap_or_else(|e| e.into_inner());
         if !Arc::ptr_eq(&slot, broken) {
             return slot.clone();
         }
-        match self.config.create() {
+        match self.config.create_with_context(self.context) {
             Ok(fresh) => {
                 tracing::warn!("replaced the Kafka producer");
                 *slot = Arc::new(fresh);
@@ -264,5 +445,70 @@ pub async fn deliver(
             return Err(error());
         }
         todo = failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_is_read_from_kafka_s_own_names() {
+        assert_eq!(Security::parse("plaintext", None), Ok(Security::Plaintext));
+        assert_eq!(Security::parse("SSL", Some("")), Ok(Security::Tls));
+        assert_eq!(
+            Security::parse("sasl_ssl", Some("aws_msk_iam")),
+            Ok(Security::MskIam)
+        );
+        for (protocol, mechanism, refusal) in [
+            ("sasl_ssl", None, "needs a SASL mechanism"),
+            ("sasl_ssl", Some("SCRAM-SHA-512"), "is not supported"),
+            (
+                "plaintext",
+                Some("AWS_MSK_IAM"),
+                "needs the security protocol sasl_ssl",
+            ),
+            ("sasl_plaintext", Some("AWS_MSK_IAM"), "is not one of"),
+        ] {
+            let error = Security::parse(protocol, mechanism).unwrap_err();
+            assert!(error.contains(refusal), "{protocol} {mechanism:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn each_security_sets_librdkafka_s_protocol_and_mechanism() {
+        let mut cluster = Cluster::plaintext("b-1:9098,b-2:9098");
+        let config = cluster.client_config();
+        assert_eq!(config.get("bootstrap.servers"), Some("b-1:9098,b-2:9098"));
+        assert_eq!(config.get("security.protocol"), None);
+        cluster.security = Security::Tls;
+        assert_eq!(
+            cluster.client_config().get("security.protocol"),
+            Some("ssl")
+        );
+        assert_eq!(cluster.client_config().get("sasl.mechanisms"), None);
+        cluster.security = Security::MskIam;
+        let config = cluster.client_config();
+        assert_eq!(config.get("security.protocol"), Some("sasl_ssl"));
+        assert_eq!(config.get("sasl.mechanisms"), Some("OAUTHBEARER"));
+        // Without MSK IAM no token is ever made up.
+        assert!(Cluster::plaintext("x:1").context().token().is_err());
+    }
+
+    /// librdkafka is built with TLS and SASL OAUTHBEARER (the `ssl` feature): a client of each
+    /// kind is created (creation checks the settings against what the build supports; no
+    /// broker is contacted).
+    #[test]
+    fn the_build_supports_tls_and_oauthbearer() {
+        for security in [Security::Tls, Security::MskIam] {
+            let cluster = Cluster {
+                security,
+                ..Cluster::plaintext("127.0.0.1:1")
+            };
+            let producer: Result<KafkaProducer, _> = cluster
+                .client_config()
+                .create_with_context(cluster.context());
+            assert!(producer.is_ok(), "{security:?}: {:?}", producer.err());
+        }
     }
 }

@@ -13,7 +13,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::client_config;
+use super::{Cluster, KafkaContext};
 use crate::{
     PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt, TRACEPARENT,
 };
@@ -21,7 +21,7 @@ use crate::{
 /// Consumer settings of [`KafkaReader`].
 #[derive(Debug, Clone)]
 pub struct KafkaReaderSettings {
-    pub bootstrap_servers: String,
+    pub cluster: Cluster,
     pub topic: String,
     pub group_id: String,
     /// The group forgets a silent member after this long (its partitions move on).
@@ -29,6 +29,7 @@ pub struct KafkaReaderSettings {
 }
 
 struct Context<L> {
+    kafka: KafkaContext,
     topic: String,
     listener: Arc<L>,
     /// What this member was last assigned, to give up on a failed rebalance.
@@ -49,6 +50,15 @@ impl<L> Context<L> {
 }
 
 impl<L: PartitionListener> ClientContext for Context<L> {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        self.kafka.token()
+    }
+
     fn stats(&self, statistics: Statistics) {
         let Some(topic) = statistics.topics.get(&self.topic) else {
             return;
@@ -128,6 +138,7 @@ impl<L: PartitionListener> KafkaReader<L> {
     /// starts (a live tail starts at the end).
     pub fn assign_all(settings: &KafkaReaderSettings, listener: Arc<L>) -> Result<Self, ReadError> {
         let context = Context {
+            kafka: settings.cluster.context(),
             topic: settings.topic.clone(),
             listener: listener.clone(),
             owned: Mutex::new(Vec::new()),
@@ -181,6 +192,7 @@ impl<L: PartitionListener> KafkaReader<L> {
     /// Joins the group; the listener hears of the partitions this member gets from `poll`.
     pub fn subscribe(settings: &KafkaReaderSettings, listener: Arc<L>) -> Result<Self, ReadError> {
         let context = Context {
+            kafka: settings.cluster.context(),
             topic: settings.topic.clone(),
             listener,
             owned: Mutex::new(Vec::new()),
@@ -199,7 +211,7 @@ impl<L: PartitionListener> KafkaReader<L> {
 }
 
 fn consumer_config(settings: &KafkaReaderSettings) -> ClientConfig {
-    let mut config = client_config(&settings.bootstrap_servers);
+    let mut config = settings.cluster.client_config();
     config
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")

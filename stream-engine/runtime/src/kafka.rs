@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use event_log::kafka::{Outgoing, ReplaceableProducer, Retries, client_config, deliver};
+use event_log::kafka::{Cluster, Outgoing, ReplaceableProducer, Retries, deliver};
 use rdkafka::error::KafkaError;
 
 use crate::metrics::Metrics;
@@ -30,12 +30,12 @@ const LOG_SINK: &str = "kafka";
 
 impl KafkaResultLog {
     pub fn new(
-        bootstrap_servers: &str,
+        cluster: &Cluster,
         topics: OutputTopics,
         retry_for: Duration,
         metrics: Metrics,
     ) -> Result<Self, KafkaError> {
-        let mut config = client_config(bootstrap_servers);
+        let mut config = cluster.client_config();
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -45,7 +45,7 @@ impl KafkaResultLog {
             .set("queue.buffering.max.messages", "1000000");
         Ok(KafkaResultLog {
             topics,
-            producer: ReplaceableProducer::new(config)?,
+            producer: ReplaceableProducer::new(config, cluster.context())?,
             retry_for,
             metrics,
         })

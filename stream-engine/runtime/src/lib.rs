@@ -276,7 +276,7 @@ mod kafka_run {
         )
         .with_error_counter(Arc::new(move |kind| errors.sink_error("dynamodb", kind)));
         let store = Arc::new(store);
-        let bootstrap = &settings.source.bootstrap_servers;
+        let cluster = &settings.source.cluster;
         if let Some(partitions) = settings.create {
             store.ensure_tables().await?;
             let topic = |name: &str, partitions| TopicSpec {
@@ -289,14 +289,14 @@ mod kafka_run {
                 topic(&settings.outputs.late, 1),
                 topic(&settings.outputs.dead_letter, 1),
             ];
-            ensure_topics(bootstrap, &topics, Duration::from_secs(30))
+            ensure_topics(cluster, &topics, Duration::from_secs(30))
                 .await
                 .map_err(|e| RuntimeError::Log(e.to_string()))?;
         } else {
             store.check_tables().await?;
         }
         let log = KafkaResultLog::new(
-            bootstrap,
+            cluster,
             settings.outputs.clone(),
             settings.dynamo.retry_for,
             metrics.clone(),

@@ -24,6 +24,9 @@ applied here: no cluster). Run by scripts/check-k8s.sh.
   - ingress into the namespace is denied by default, and only the gateway admits traffic from
     outside the cluster's pods (an ipBlock), through the one Ingress, which routes to it alone;
   - the workloads that call AWS have IRSA roles, the engine a Workload Identity account;
+  - each overlay's values.env has exactly the keys its kustomization's replacements read, and
+    exactly those the `kubernetes_values` output of every environment of its Terraform tree
+    writes (the file is that output, DEPLOY.md);
   - every Argo CD Application syncs automatically with prune and self-heal, from one repository
     and revision, from a path (or Helm value file) that exists in ROOT, into a destination its
     project allows.
@@ -247,6 +250,35 @@ def workload_problems(overlay, docs, known_env, library_env):
     return problems
 
 
+def values_problems(root, overlay):
+    """values.env, the replacements that read it and the Terraform output that writes it agree."""
+    problems = []
+    where = f"k8s/overlays/{overlay}"
+    env = root / where / "values.env"
+    keys = {line.split("=", 1)[0] for line in env.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")}
+    kustomization = yaml.safe_load((root / where / "kustomization.yaml").read_text())
+    read = {r["source"]["fieldPath"].removeprefix("data.") for r in kustomization.get("replacements", [])
+            if r["source"].get("name") == "values"}
+    if keys != read:
+        problems.append(f"{where}/values.env: keys {sorted(keys - read)} are read by no replacement, "
+                        f"replacements read {sorted(read - keys)} it lacks")
+    environments = sorted((root / f"terraform-{overlay}" / "environments").glob("*/outputs.tf"))
+    if not environments:
+        problems.append(f"{where}: no terraform-{overlay}/environments/*/outputs.tf writes its values.env")
+    for outputs in environments:
+        text = outputs.read_text()
+        match = re.search(r'output "kubernetes_values" \{.*?<<-EOT\n(.*?)\n\s*EOT', text, re.S)
+        if not match:
+            problems.append(f"{outputs.relative_to(root)}: no kubernetes_values output (the overlay's values.env)")
+            continue
+        written = set(re.findall(r"^\s*([A-Z][A-Z0-9_]*)=", match.group(1), re.M))
+        if written != keys:
+            problems.append(f"{outputs.relative_to(root)}: kubernetes_values writes {sorted(written)}, "
+                            f"{where}/values.env has {sorted(keys)}")
+    return problems
+
+
 def argocd_problems(root, docs):
     problems = []
     apps = [d for d in docs if d.get("kind") == "Application"]
@@ -292,6 +324,15 @@ def argocd_problems(root, docs):
                     problems.append(f"{at}: project {project} does not allow {source['repoURL']}")
     if len(git) > 1:
         problems.append(f"k8s/argocd: the Applications name several repositories or revisions: {sorted(git)}")
+    # Terraform's Argo CD module creates the root Application from its own variables.
+    for tfvars in sorted((root / "terraform-aws" / "environments").glob("*/terraform.tfvars")):
+        text = tfvars.read_text()
+        url = re.search(r'^gitops_repository_url\s*=\s*"([^"]+)"', text, re.M)
+        revision = re.search(r'^gitops_target_revision\s*=\s*"([^"]+)"', text, re.M)
+        if not url or not revision or {(url.group(1), revision.group(1))} != git:
+            problems.append(f"{tfvars.relative_to(root)}: the root Application's repository and revision "
+                            f"({url and url.group(1)}, {revision and revision.group(1)}) are not the "
+                            f"Applications' {sorted(git)}")
     return problems
 
 
@@ -325,6 +366,7 @@ def main():
         validate(docs, path, schemas, problems)
         if name in WORKLOADS:
             problems += workload_problems(name, docs, known_env, check_deploy.LIBRARY_ENV)
+            problems += values_problems(root, name)
     argocd = []
     for file in sorted((root / "k8s/argocd").rglob("*.yaml")):
         if "values" in file.relative_to(root / "k8s/argocd").parts:

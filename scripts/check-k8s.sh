@@ -25,7 +25,7 @@ copy=$work/copy
 fresh() {
   rm -rf "$copy"
   mkdir -p "$copy"
-  cp -r k8s observability "$copy/"
+  cp -r k8s observability terraform-aws terraform-gcp "$copy/"
 }
 check() { "$iac/python" scripts/check-k8s.py "$copy"; }
 
@@ -59,6 +59,12 @@ must_fail "an Application that does not heal" "prune and selfHeal" check
 fresh
 sed -i 's|  - ../../base/analytics|  - ../../base/analytic|' "$copy/k8s/overlays/aws/kustomization.yaml"
 must_fail "an overlay that does not render" "kubectl kustomize fails" check
+fresh
+sed -i '/    DB_SECRET_ARN=/d' "$copy/terraform-aws/environments/dev/outputs.tf"
+echo "REDIS_URL=redis://cache:6379" >>"$copy/k8s/overlays/gcp/values.env"
+must_fail "a Terraform output that no longer writes a value the overlay reads" \
+  "kubernetes_values writes" check
+must_fail "a value no replacement reads" "are read by no replacement" check
 fresh
 "$iac/python" - "$copy/k8s/base/auth/deployment.yaml" <<'PY'
 import sys

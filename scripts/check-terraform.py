@@ -53,6 +53,8 @@ REQUIRED = {
         ("aws_flow_log", 1, [], "some"),
         ("aws_eks_cluster", 1, [], "some"),
         ("aws_eks_node_group", 1, [], "some"),
+        # NetworkPolicies are enforced only by the VPC CNI add-on with its policy agent on.
+        ("aws_eks_addon", 1, [("addon_name", "vpc-cni")], "some"),
         ("aws_iam_openid_connect_provider", 1, [], "some"),
         (
             "aws_db_instance",

@@ -189,7 +189,7 @@ pub async fn ensure_topics(
         .create_with_context(cluster.context())
         .map_err(|e| TopicError(format!("cannot create a Kafka admin client: {e}")))?;
     if cluster.security == Security::MskIam {
-        set_token(&admin, &cluster.context())?;
+        set_token(admin.inner(), &cluster.context())?;
     }
     let new: Vec<NewTopic<'_>> = topics
         .iter()
@@ -217,20 +217,24 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// Gives an admin client its token before it connects. rdkafka's admin client polls only its
-/// own result queue, never the main queue where librdkafka asks for token refreshes, so it
-/// would wait for a token forever; it lives for one call, far shorter than a token.
-fn set_token(admin: &AdminClient<KafkaContext>, context: &KafkaContext) -> Result<(), TopicError> {
+/// Gives a client its first token at once. rdkafka's admin client polls only its own result
+/// queue, never the main queue where librdkafka asks for token refreshes, so it would wait for
+/// a token forever (it lives for one call, far shorter than a token); a consumer that asks for
+/// metadata before its first poll would wait too (later polls refresh its token).
+fn set_token<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    context: &KafkaContext,
+) -> Result<(), TopicError> {
     let no_token = |e: &dyn fmt::Display| TopicError(format!("no MSK IAM token: {e}"));
     let token = context.token().map_err(|e| no_token(&e))?;
     let value = CString::new(token.token).map_err(|e| no_token(&e))?;
     let principal = CString::new(token.principal_name).map_err(|e| no_token(&e))?;
     let mut error = [0 as std::ffi::c_char; 512];
-    // SAFETY: the client pointer is live for `admin`'s lifetime; the strings and the error
+    // SAFETY: the client pointer is live for `client`'s lifetime; the strings and the error
     // buffer outlive the call, which copies what it keeps; no extensions are passed.
     let code = unsafe {
         rdkafka::bindings::rd_kafka_oauthbearer_set_token(
-            admin.inner().native_ptr(),
+            client.native_ptr(),
             value.as_ptr(),
             token.lifetime_ms,
             principal.as_ptr(),

@@ -13,7 +13,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::{Cluster, KafkaContext};
+use super::{Cluster, KafkaContext, Security, set_token};
 use crate::{
     PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt, TRACEPARENT,
 };
@@ -146,6 +146,12 @@ impl<L: PartitionListener> KafkaReader<L> {
         let consumer: BaseConsumer<Context<L>> = consumer_config(settings)
             .create_with_context(context)
             .map_err(|e| ReadError(format!("cannot create the Kafka consumer: {e}")))?;
+        // The metadata request below is made before anything polls this consumer, so its first
+        // token cannot wait for the refresh event that a poll would answer.
+        if settings.cluster.security == Security::MskIam {
+            set_token(consumer.client(), &settings.cluster.context())
+                .map_err(|e| ReadError(e.to_string()))?;
+        }
         let metadata = consumer
             .fetch_metadata(Some(&settings.topic), Duration::from_secs(10))
             .map_err(|e| {

@@ -198,6 +198,20 @@ resource "aws_launch_template" "node" {
   }
 }
 
+# The VPC CNI as a managed add-on, with its network policy agent on: EKS's default CNI leaves
+# NetworkPolicies unenforced, and k8s/ relies on them (ingress denied by default, only the
+# gateway reachable from the load balancer). Made before the nodes, so that no pod starts
+# without enforcement.
+resource "aws_eks_addon" "vpc_cni" {
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = "vpc-cni"
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "PRESERVE"
+  configuration_values = jsonencode({
+    enableNetworkPolicy = "true"
+  })
+}
+
 resource "aws_eks_node_group" "this" {
   cluster_name    = aws_eks_cluster.this.name
   node_group_name = "${var.cluster_name}-default"
@@ -227,7 +241,7 @@ resource "aws_eks_node_group" "this" {
     ignore_changes = [scaling_config[0].desired_size]
   }
 
-  depends_on = [aws_iam_role_policy_attachment.node]
+  depends_on = [aws_iam_role_policy_attachment.node, aws_eks_addon.vpc_cni]
 }
 
 # ---------------------------------------------------------------- AWS Load Balancer Controller

@@ -105,7 +105,6 @@ data "aws_iam_policy_document" "analytics" {
     actions = [
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",
-      "dynamodb:BatchGetItem",
       "dynamodb:Query",
     ]
     resources = concat([var.results_table_arn], var.results_index_arns)

@@ -17,6 +17,24 @@ locals {
   aws_vpn_preshared_keys = try(data.terraform_remote_state.aws.outputs.vpn_preshared_keys, [])
 }
 
+# The project's APIs this environment uses, enabled before anything that needs them (and left
+# enabled on destroy: other things in the project may use them).
+resource "google_project_service" "apis" {
+  for_each = toset([
+    "artifactregistry.googleapis.com",
+    "cloudkms.googleapis.com",
+    "compute.googleapis.com",
+    "container.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+  ])
+
+  project            = var.project_id
+  service            = each.key
+  disable_on_destroy = false
+}
+
 module "network" {
   source = "../../modules/network"
 
@@ -27,6 +45,8 @@ module "network" {
   pods_cidr              = var.pods_cidr
   services_cidr          = var.services_cidr
   master_ipv4_cidr_block = var.master_ipv4_cidr_block
+
+  depends_on = [google_project_service.apis]
 }
 
 module "kms" {
@@ -35,6 +55,8 @@ module "kms" {
   environment = var.environment
   project_id  = var.project_id
   region      = var.region
+
+  depends_on = [google_project_service.apis]
 }
 
 module "gke" {
@@ -56,6 +78,8 @@ module "gke" {
   min_node_count             = var.min_node_count
   max_node_count             = var.max_node_count
   deletion_protection        = var.deletion_protection
+
+  depends_on = [google_project_service.apis]
 }
 
 module "registry" {
@@ -65,6 +89,8 @@ module "registry" {
   project_id                 = var.project_id
   region                     = var.region
   node_service_account_email = module.gke.node_service_account_email
+
+  depends_on = [google_project_service.apis]
 }
 
 module "engine_identity" {
@@ -72,6 +98,8 @@ module "engine_identity" {
 
   project_id    = var.project_id
   workload_pool = module.gke.workload_pool
+
+  depends_on = [google_project_service.apis]
 }
 
 module "aws_trust" {
@@ -86,6 +114,8 @@ module "aws_trust" {
   msk_group_arn_prefix           = data.terraform_remote_state.aws.outputs.msk_group_arn_prefix
   kms_key_arn                    = data.terraform_remote_state.aws.outputs.kms_key_arn
   dynamodb_region                = data.terraform_remote_state.aws.outputs.region
+
+  depends_on = [google_project_service.apis]
 }
 
 # Site-to-site HA VPN to the AWS VPC (terraform-aws/modules/vpn is the other half): the engine
@@ -103,4 +133,6 @@ module "vpn" {
   advertised_cidr_blocks = [var.subnet_cidr, var.pods_cidr]
   aws_tunnels            = local.aws_vpn_tunnels
   aws_preshared_keys     = local.aws_vpn_preshared_keys
+
+  depends_on = [google_project_service.apis]
 }

@@ -61,8 +61,6 @@ data "aws_iam_policy_document" "engine" {
       "dynamodb:DescribeTable",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
-      "dynamodb:Query",
-      "dynamodb:UpdateItem",
     ]
     resources = [
       var.dynamodb_results_table_arn,

@@ -54,8 +54,9 @@ WORKLOADS = {
     "gcp": {"stream-engine"},
 }
 AUTOSCALED = {"gateway", "ingest"}
-# Workloads that call AWS APIs, and so need a role (contract in DEPLOY.md).
-IRSA = {"ingest", "orders", "analytics"}
+# Workloads that call AWS APIs, and so need a role (DEPLOY.md): three services, and the log
+# shipper (CloudWatch Logs).
+IRSA = {"ingest", "orders", "analytics", "fluent-bit"}
 SCHEMAS = {
     ("argoproj.io/v1alpha1", "Application"): "application.yaml",
     ("argoproj.io/v1alpha1", "AppProject"): "appproject.yaml",

@@ -57,7 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let tail_settings = KafkaReaderSettings {
         cluster: args.kafka.cluster()?,
         topic: args.output_topic,
-        group_id: format!("ecom-analytics-{}", std::process::id()),
+        // Never joined (the tail is assigned every partition) nor committed: the id only names
+        // this reader in the brokers' logs and metrics. In a container the process id is 1
+        // everywhere, so the host's name (the pod's) comes first.
+        group_id: format!("ecom-analytics-{}-{}", host_name(), std::process::id()),
         session_timeout: Duration::from_secs(10),
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -85,4 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         server.await?;
         Ok(())
     })
+}
+
+/// The host's name (a pod's name in Kubernetes), or `host` where it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
 }

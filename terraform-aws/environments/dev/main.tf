@@ -184,6 +184,8 @@ module "iam" {
   msk_topic_arn_prefix  = module.msk.topic_arn_prefix
   msk_group_arn_prefix  = module.msk.group_arn_prefix
   rds_master_secret_arn = module.rds.master_user_secret_arn
+
+  container_log_group_arn = module.eks.container_log_group_arn
 }
 
 module "ecr" {

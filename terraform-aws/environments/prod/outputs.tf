@@ -180,6 +180,7 @@ output "kubernetes_values" {
   value       = <<-EOT
     IMAGE=${module.ecr.repository_url}:${var.image_tag}
     AWS_REGION=${var.region}
+    CLUSTER_NAME=${module.eks.cluster_name}
     PUBLIC_HOST=${var.public_host}
     TOKEN_ISSUER=https://${var.public_host}
     CERTIFICATE_ARN=${var.certificate_arn}
@@ -192,6 +193,7 @@ output "kubernetes_values" {
     INGEST_ROLE_ARN=${module.iam.ingest_role_arn}
     ORDERS_ROLE_ARN=${module.iam.orders_role_arn}
     ANALYTICS_ROLE_ARN=${module.iam.analytics_role_arn}
+    FLUENT_BIT_ROLE_ARN=${module.iam.fluent_bit_role_arn}
   EOT
 }
 

@@ -17,6 +17,15 @@ resource "aws_cloudwatch_log_group" "cluster" {
   kms_key_id        = var.kms_key_arn
 }
 
+# The containers' logs, shipped by Fluent Bit (k8s/base/fluent-bit,
+# observability/fluent-bit/cloudwatch.yaml: a stream per container); made here so that it is
+# encrypted and expires, and the shipper may not create groups.
+resource "aws_cloudwatch_log_group" "containers" {
+  name              = "/ecom/${var.cluster_name}/containers"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
 data "aws_iam_policy_document" "cluster_assume" {
   statement {
     actions = ["sts:AssumeRole", "sts:TagSession"]

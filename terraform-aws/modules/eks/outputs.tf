@@ -42,3 +42,8 @@ output "lb_controller_role_arn" {
   description = "ARN of the IRSA role of the AWS Load Balancer Controller (kube-system/aws-load-balancer-controller)."
   value       = aws_iam_role.lb_controller.arn
 }
+
+output "container_log_group_arn" {
+  description = "ARN of the containers' log group (Fluent Bit writes to it)."
+  value       = aws_cloudwatch_log_group.containers.arn
+}

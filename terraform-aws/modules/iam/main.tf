@@ -11,6 +11,7 @@ locals {
     orders           = "${var.namespace}:orders"
     analytics        = "${var.namespace}:analytics"
     external-secrets = "external-secrets:external-secrets"
+    fluent-bit       = "logging:fluent-bit"
   }
 
   secrets_arn_prefix = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:ecom/${var.environment}/"
@@ -199,4 +200,25 @@ resource "aws_iam_role_policy" "external_secrets" {
   name   = "secretsmanager-read-ecom-secrets"
   role   = aws_iam_role.this["external-secrets"].id
   policy = data.aws_iam_policy_document.external_secrets.json
+}
+
+# ---------------------------------------------------------------- Fluent Bit
+
+# Writes log streams of the containers' log group, and nothing else (the group is Terraform's).
+data "aws_iam_policy_document" "fluent_bit" {
+  statement {
+    sid = "WriteTheContainersLogStreams"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:DescribeLogStreams",
+      "logs:PutLogEvents",
+    ]
+    resources = [var.container_log_group_arn, "${var.container_log_group_arn}:log-stream:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "fluent_bit" {
+  name   = "logs-write-containers"
+  role   = aws_iam_role.this["fluent-bit"].id
+  policy = data.aws_iam_policy_document.fluent_bit.json
 }

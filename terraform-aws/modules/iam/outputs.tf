@@ -22,3 +22,8 @@ output "external_secrets_role_arn" {
   description = "ARN of the ecom-<environment>-external-secrets role (ServiceAccount external-secrets/external-secrets)."
   value       = aws_iam_role.this["external-secrets"].arn
 }
+
+output "fluent_bit_role_arn" {
+  description = "IRSA role of Fluent Bit (logging/fluent-bit)."
+  value       = aws_iam_role.this["fluent-bit"].arn
+}

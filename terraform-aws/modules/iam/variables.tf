@@ -81,3 +81,8 @@ variable "rds_master_secret_arn" {
   type        = string
   description = "ARN of the RDS-managed master user secret External Secrets copies into the cluster."
 }
+
+variable "container_log_group_arn" {
+  type        = string
+  description = "ARN of the containers' CloudWatch log group, the only one Fluent Bit's role may write."
+}

@@ -12,12 +12,11 @@ mod reader;
 pub use append::{KafkaLog, KafkaSettings};
 pub use reader::{KafkaReader, KafkaReaderSettings};
 
+use std::error::Error;
+use std::ffi::{CStr, CString, c_char};
+use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-
-use std::error::Error;
-use std::ffi::CString;
-use std::fmt;
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -188,9 +187,7 @@ pub async fn ensure_topics(
         .client_config()
         .create_with_context(cluster.context())
         .map_err(|e| TopicError(format!("cannot create a Kafka admin client: {e}")))?;
-    if cluster.security == Security::MskIam {
-        set_token(admin.inner(), &cluster.context())?;
-    }
+    first_token(admin.inner(), cluster).map_err(TopicError)?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -217,19 +214,23 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// Gives a client its first token at once. rdkafka's admin client polls only its own result
-/// queue, never the main queue where librdkafka asks for token refreshes, so it would wait for
-/// a token forever (it lives for one call, far shorter than a token); a consumer that asks for
-/// metadata before its first poll would wait too (later polls refresh its token).
-fn set_token<C: ClientContext>(
+/// With MSK IAM, gives a client its first token at once (without, does nothing). rdkafka's
+/// admin client polls only its own result queue, never the main queue where librdkafka asks
+/// for token refreshes, so it would wait for a token forever (it lives for one call, far
+/// shorter than a token); a consumer that asks for metadata before its first poll would wait
+/// too (later polls refresh its token).
+fn first_token<C: ClientContext>(
     client: &rdkafka::client::Client<C>,
-    context: &KafkaContext,
-) -> Result<(), TopicError> {
-    let no_token = |e: &dyn fmt::Display| TopicError(format!("no MSK IAM token: {e}"));
-    let token = context.token().map_err(|e| no_token(&e))?;
+    cluster: &Cluster,
+) -> Result<(), String> {
+    if cluster.security != Security::MskIam {
+        return Ok(());
+    }
+    let no_token = |e: &dyn fmt::Display| format!("no MSK IAM token: {e}");
+    let token = cluster.context().token().map_err(|e| no_token(&e))?;
     let value = CString::new(token.token).map_err(|e| no_token(&e))?;
     let principal = CString::new(token.principal_name).map_err(|e| no_token(&e))?;
-    let mut error = [0 as std::ffi::c_char; 512];
+    let mut error = [0 as c_char; 512];
     // SAFETY: the client pointer is live for `client`'s lifetime; the strings and the error
     // buffer outlive the call, which copies what it keeps; no extensions are passed.
     let code = unsafe {
@@ -246,7 +247,7 @@ fn set_token<C: ClientContext>(
     };
     if code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
         // SAFETY: librdkafka writes a NUL-terminated message into the buffer on failure.
-        let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) };
+        let message = unsafe { CStr::from_ptr(error.as_ptr()) };
         return Err(no_token(&message.to_string_lossy()));
     }
     Ok(())

@@ -13,7 +13,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 
-use super::{Cluster, KafkaContext, Security, set_token};
+use super::{Cluster, KafkaContext, first_token};
 use crate::{
     PartitionListener, PartitionReader, ReadBatch, ReadError, ReadRecord, StartAt, TRACEPARENT,
 };
@@ -148,10 +148,7 @@ impl<L: PartitionListener> KafkaReader<L> {
             .map_err(|e| ReadError(format!("cannot create the Kafka consumer: {e}")))?;
         // The metadata request below is made before anything polls this consumer, so its first
         // token cannot wait for the refresh event that a poll would answer.
-        if settings.cluster.security == Security::MskIam {
-            set_token(consumer.client(), &settings.cluster.context())
-                .map_err(|e| ReadError(e.to_string()))?;
-        }
+        first_token(consumer.client(), &settings.cluster).map_err(ReadError)?;
         let metadata = consumer
             .fetch_metadata(Some(&settings.topic), Duration::from_secs(10))
             .map_err(|e| {

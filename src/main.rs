@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+#[macro_use]
 mod commands;
 
 #[derive(Parser)]
@@ -69,8 +70,13 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::from(2)
+            errln!("error: {e:#}");
+            // A data directory in use is a refusal, not a usage or I/O error.
+            if e.is::<commands::up::DataDirInUse>() {
+                std::process::ExitCode::from(1)
+            } else {
+                std::process::ExitCode::from(2)
+            }
         }
     }
 }

@@ -188,6 +188,52 @@ fn the_partition_count_of_a_log_cannot_change() {
     }
 }
 
+#[test]
+fn a_topic_directory_has_one_writer_until_every_handle_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path(), config(2)).unwrap();
+    let reader = log.reader("g", Arc::new(Listener::default()));
+    log.append_blocking(vec![Record::new("k", "v")]).unwrap();
+    let files = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files(dir.path());
+    match EmbeddedLog::open(dir.path(), config(2)) {
+        Err(OpenError::Locked(e)) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("is in use by an event log writer (pid "),
+                "{message}"
+            );
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a second writer opened the topic"),
+    }
+    assert_eq!(
+        files(dir.path()),
+        before,
+        "the refused open touched the directory"
+    );
+    // The reader still holds the topic (it commits offsets), so the lock outlives the log.
+    drop(log);
+    assert!(matches!(
+        EmbeddedLog::open(dir.path(), config(2)),
+        Err(OpenError::Locked(_))
+    ));
+    drop(reader);
+    let log = EmbeddedLog::open(dir.path(), config(2)).unwrap();
+    assert_eq!(
+        (0..2).map(|p| log.bounds(p).unwrap().1).sum::<u64>(),
+        1,
+        "the acknowledged record is still there"
+    );
+}
+
 fn last_segment(partition_dir: &Path) -> std::path::PathBuf {
     let mut files: Vec<_> = std::fs::read_dir(partition_dir)
         .unwrap()

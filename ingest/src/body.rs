@@ -49,6 +49,8 @@ pub struct Rejected {
 #[derive(Debug, Default)]
 pub struct Split {
     pub records: Vec<Record>,
+    /// The event time of each record (UTC milliseconds), in the same order.
+    pub event_times_ms: Vec<i64>,
     pub rejected: Vec<Rejected>,
 }
 
@@ -112,6 +114,7 @@ impl Split {
                     // An id with escapes was decoded into a new string.
                     Cow::Owned(id) => Bytes::from(id),
                 };
+                self.event_times_ms.push(decoded.timestamp_ms);
                 self.records.push(Record::new(key, event));
             }
             Err(rejection) => self.rejected.push(Rejected {

@@ -8,12 +8,18 @@
 //!
 //! | status | when | body |
 //! |---|---|---|
-//! | 202 | every valid event acknowledged | `{"accepted": N, "rejected": [{"index", "code", "message"}]}` |
+//! | 202 | every valid event acknowledged | `{"accepted": N, "late": L, "rejected": [{"index", "code", "message"}]}` |
 //! | 400 | no valid event, or not JSON | `{"error": {...}, "rejected": [...]}` |
 //! | 408 | body not received within the read timeout | `{"error": {...}}` |
 //! | 413 | body over the limit | `{"error": {...}}` |
 //! | 415 | not `application/json` or `application/x-ndjson` | `{"error": {...}}` |
 //! | 503 + `Retry-After` | log unreachable, too slow, or producer queue full | `{"error": {...}}` |
+//!
+//! `late` (where ingest sees the engine's watermarks: [`Lateness`], as in `ecom up`) counts the
+//! accepted events whose window had already closed in their partition when they were accepted:
+//! the engine will count them as late and send them to the late-events topic, in no window. It
+//! is a lower bound (the watermark it reads may be a tick old, and events queued ahead in the
+//! same partition can move it further); without a view of the watermarks the field is absent.
 //!
 //! Invariant: a 202 means every event it counts was acknowledged by the log (for Kafka:
 //! `acks=all`, idempotent producer; for the embedded log: synced to disk). A 503 promises nothing about the events of that request:
@@ -63,7 +69,31 @@ pub use service_common::rest::BodyLimits;
 pub struct Ingest<L> {
     log: L,
     body: BodyLimits,
+    lateness: Option<Lateness>,
     metrics: IngestMetrics,
+}
+
+/// How ingest tells an event that arrives after its window closed: the engine's watermark of
+/// each partition (the engine's own rule: a window `[s, s + 1 min)` is closed once the
+/// watermark reaches `s + 1 min + allowed lateness`).
+#[derive(Clone)]
+pub struct Lateness {
+    /// Partitions of the log (the engine's partition of a key is the log's).
+    pub partitions: u32,
+    pub allowed_lateness_ms: i64,
+    /// A partition's current watermark in UTC milliseconds, if it has one.
+    pub watermark: Arc<dyn Fn(u32) -> Option<i64> + Send + Sync>,
+}
+
+impl Lateness {
+    /// Whether an event of `key` at `event_time_ms` falls in a window already closed.
+    pub fn is_late(&self, key: &[u8], event_time_ms: i64) -> bool {
+        use stream_engine::core::time::{MINUTE_MS, window_start};
+        let start = window_start(event_time_ms);
+        let partition = event_log::partition_for(key, self.partitions);
+        (self.watermark)(partition)
+            .is_some_and(|wm| start + MINUTE_MS + self.allowed_lateness_ms <= wm)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -112,11 +142,18 @@ impl IngestMetrics {
 }
 
 impl<L: EventLog> Ingest<L> {
-    /// The service over `log`, its metrics registered in `registry`.
-    pub fn new(log: L, body: BodyLimits, registry: &mut Registry) -> Arc<Self> {
+    /// The service over `log`, its metrics registered in `registry`; with `lateness`, its
+    /// answers count the events that arrive late.
+    pub fn new(
+        log: L,
+        body: BodyLimits,
+        lateness: Option<Lateness>,
+        registry: &mut Registry,
+    ) -> Arc<Self> {
         Arc::new(Ingest {
             log,
             body,
+            lateness,
             metrics: IngestMetrics::register(registry),
         })
     }
@@ -131,7 +168,11 @@ impl<L: EventLog> Ingest<L> {
         format: Format,
         body: axum::body::Bytes,
     ) -> Result<Accepted, ApiError> {
-        let Split { records, rejected } = body::split(format, &body).map_err(|e| {
+        let Split {
+            records,
+            event_times_ms,
+            rejected,
+        } = body::split(format, &body).map_err(|e| {
             if let BodyError::InvalidJson(_) = e {
                 self.metrics
                     .rejected
@@ -159,6 +200,14 @@ impl<L: EventLog> Ingest<L> {
             .with_details("rejected", json!(rejected)));
         }
         let accepted = records.len();
+        // Judged before the append, against the watermarks as they are now.
+        let late = self.lateness.as_ref().map(|lateness| {
+            records
+                .iter()
+                .zip(&event_times_ms)
+                .filter(|(r, t)| lateness.is_late(&r.key, **t))
+                .count()
+        });
         // Counted here rather than asked of the log, whose own count may lag the
         // acknowledgement it just gave; uncounted even if the request is dropped meanwhile.
         let waiting = Waiting::new(&self.metrics.queue_depth, accepted);
@@ -188,7 +237,11 @@ impl<L: EventLog> Ingest<L> {
         match appended {
             Ok(()) => {
                 self.metrics.accepted.inc_by(accepted as u64);
-                Ok(Accepted { accepted, rejected })
+                Ok(Accepted {
+                    accepted,
+                    late,
+                    rejected,
+                })
             }
             Err(e) => {
                 self.metrics
@@ -231,6 +284,10 @@ impl Drop for Waiting<'_> {
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub accepted: usize,
+    /// Of the accepted, those whose window had already closed (counted as late by the engine,
+    /// in no window); absent where ingest does not see the engine's watermarks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<usize>,
     pub rejected: Vec<body::Rejected>,
 }
 
@@ -333,10 +390,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn part<L: EventLog>(
     log: L,
     body: BodyLimits,
+    lateness: Option<Lateness>,
     registry: &mut Registry,
     http: Arc<HttpMetrics>,
 ) -> (Router, ReadyCheck) {
-    let ingest = Ingest::new(log, body, registry);
+    let ingest = Ingest::new(log, body, lateness, registry);
     let ready = ingest.clone();
     let check: ReadyCheck = Arc::new(move || {
         let ingest = ready.clone();
@@ -354,7 +412,52 @@ pub async fn build<L: EventLog>(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
-    let (router, ready) = part(log, config.body, &mut registry, http);
+    let (router, ready) = part(log, config.body, None, &mut registry, http);
     let router = router.merge(service_common::docs::router(openapi()));
     service_common::serve(config.addr, router, Ops::new(registry, ready), shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lateness(watermark: Option<i64>, allowed_lateness_ms: i64) -> Lateness {
+        Lateness {
+            partitions: 4,
+            allowed_lateness_ms,
+            watermark: Arc::new(move |_| watermark),
+        }
+    }
+
+    #[test]
+    fn an_event_is_late_once_the_watermark_reaches_its_window_end_plus_the_allowed_lateness() {
+        // The window [12:00, 12:01) in milliseconds of the day is enough for the rule.
+        let (start, end) = (720 * 60_000, 721 * 60_000);
+        let at = start + 30_000;
+        assert!(!lateness(None, 0).is_late(b"42", at), "no watermark yet");
+        assert!(!lateness(Some(end - 1), 0).is_late(b"42", at));
+        assert!(lateness(Some(end), 0).is_late(b"42", at));
+        assert!(!lateness(Some(end), 30_000).is_late(b"42", at));
+        assert!(lateness(Some(end + 30_000), 30_000).is_late(b"42", at));
+        // Before the epoch, windows still start on the minute below.
+        assert!(lateness(Some(0), 0).is_late(b"42", -1));
+        assert!(!lateness(Some(-1), 0).is_late(b"42", -1));
+    }
+
+    #[test]
+    fn the_watermark_asked_is_that_of_the_key_s_partition() {
+        let key = b"product-7";
+        let mine = event_log::partition_for(key, 4);
+        let lateness = Lateness {
+            partitions: 4,
+            allowed_lateness_ms: 0,
+            watermark: Arc::new(move |p| (p == mine).then_some(i64::MAX)),
+        };
+        assert!(lateness.is_late(key, 0));
+        let other = (0..1000)
+            .map(|i| format!("p{i}"))
+            .find(|k| event_log::partition_for(k.as_bytes(), 4) != mine)
+            .unwrap();
+        assert!(!lateness.is_late(other.as_bytes(), 0));
+    }
 }

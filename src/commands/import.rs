@@ -211,7 +211,7 @@ pub async fn watch_folder(dir: PathBuf, api: ProductApi, options: Options) {
                 Ok(()) => &done,
                 Err(failure) if !failure.is_transient() => &failed,
                 Err(failure) => {
-                    println!(
+                    outln!(
                         "import: {} (trying again in {}s)",
                         report.summary(),
                         RETRY_AFTER.as_secs()
@@ -237,7 +237,7 @@ pub async fn watch_folder(dir: PathBuf, api: ProductApi, options: Options) {
             match outcome {
                 Ok(()) => {
                     retry_at.remove(&path);
-                    println!(
+                    outln!(
                         "import: {}  (moved to {})",
                         report.summary(),
                         moved.display()

@@ -1,5 +1,22 @@
 //! The subcommands: each parses its flags and calls into a library.
 
+/// `println!` that never panics: a line for a terminal that may be gone (`ecom up | tee` after
+/// Ctrl-C, a closed pipe) is dropped, and the process goes on with its orderly stop.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see [`outln!`]).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod analytics;
 pub mod crud;
 pub mod generate;

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use analytics_api::Feed;
 use anyhow::Context;
-use event_log::embedded::{EmbeddedLog, LogConfig};
+use event_log::embedded::{DirLock, EmbeddedLog, LockError, LogConfig};
 use prometheus_client::registry::Registry;
 use result_store::sqlite::SqliteStore;
-use result_store::{ResultQuery, Writes};
+use result_store::{CheckpointStore, ResultQuery, Writes};
 use service_common::http_metrics::HttpMetrics;
 use service_common::{Ops, all_ready};
 use stream_engine::core::time::format_rfc3339_ms;
@@ -51,8 +51,9 @@ pub struct Args {
     /// Where the event log and the store live.
     #[arg(long, env = "ECOM_DATA_DIR", default_value = "./ecom-data")]
     data_dir: PathBuf,
-    /// Partitions of the event log (fixed once the data directory exists).
-    #[arg(long, env = "KAFKA_INPUT_PARTITIONS", default_value_t = 4)]
+    /// Partitions of the event log, 1 to 1024 (fixed once the data directory exists).
+    #[arg(long, env = "KAFKA_INPUT_PARTITIONS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
     partitions: u32,
     #[command(flatten)]
     engine: EngineArgs,
@@ -88,149 +89,130 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     runtime.block_on(up(args))
 }
 
-fn open_log(
-    data_dir: &Path,
-    topic: &str,
-    partitions: u32,
-    config: &LogConfig,
-) -> anyhow::Result<EmbeddedLog> {
-    let dir = data_dir.join("log").join(topic);
-    EmbeddedLog::open(
-        &dir,
-        LogConfig {
-            partitions,
-            ..config.clone()
-        },
-    )
-    .with_context(|| format!("cannot open the event log in {}", dir.display()))
+/// The data directory is held by another process (`<data-dir>/LOCK`).
+#[derive(Debug, thiserror::Error)]
+#[error("{} is in use by {holder}; stop it or choose another --data-dir", dir.display())]
+pub struct DataDirInUse {
+    dir: PathBuf,
+    /// `ecom up (pid N)`, as the holder wrote it.
+    holder: String,
 }
 
+/// The steps of `ecom up`, in order. Until the data directory is locked, nothing is made or
+/// opened there, so a refused start (a bad flag, a busy address, a directory in use) leaves
+/// no trace; until the engine starts, every failure returns before anything runs.
 async fn up(args: Args) -> anyhow::Result<()> {
     let engine_config = args.engine.config();
     engine_config.validate()?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-    let input_config = LogConfig {
-        retention_bytes: Some(args.retention_bytes),
-        ..LogConfig::default()
+    refuse_a_file(&args.data_dir)?;
+    let listeners = Listeners::bind(args.addr).await?;
+    let _lock = lock_data_dir(&args.data_dir)?;
+    // Absolute from here on, so that every path printed can be used from anywhere.
+    let args = Args {
+        data_dir: std::path::absolute(&args.data_dir).context("the data directory's path")?,
+        ..args
     };
-    let output_config = LogConfig {
-        keep_until_committed: false,
-        ..input_config.clone()
+    let storage = Storage::open(&args, &engine_config).await?;
+    let crud = Crud::open(&args.data_dir).await?;
+    let identity = bootstrap_identity(&crud.auth, &args.data_dir).await?;
+    let base = listeners.base_url();
+    let upstreams = listeners.upstreams();
+    let keys = auth::Keys::open(crud.auth.clone(), TOKEN_TTL).await?;
+    // Everything that checks tokens reads this process's own key set.
+    let verifier = service_common::auth::VerifierConfig {
+        jwks_url: format!("{}/.well-known/jwks.json", upstreams.auth),
+        issuer: base.clone(),
+        audience: "ecom".to_owned(),
     };
-    let events = open_log(&args.data_dir, INPUT_TOPIC, args.partitions, &input_config)?;
-    let outputs = EmbeddedResultLog {
-        results: open_log(
-            &args.data_dir,
-            RESULTS_TOPIC,
-            args.partitions,
-            &output_config,
-        )?,
-        late: open_log(&args.data_dir, LATE_TOPIC, 1, &output_config)?,
-        dead_letters: open_log(&args.data_dir, DEAD_LETTER_TOPIC, 1, &output_config)?,
+    let mut gateway_config = gateway::Config {
+        local_analytics: args.local_analytics,
+        ..args
+            .gateway
+            .config(args.addr, upstreams.clone(), verifier.clone())
     };
-    let store_path = args.data_dir.join("store.db");
-    let store = Arc::new(
-        SqliteStore::open(
-            &store_path,
-            &super::stream_id(GROUP, INPUT_TOPIC),
-            Writes::for_engine(&engine_config),
-        )
-        .await?,
-    );
+    gateway_config.status.stream_engine = Some(listeners.engine_url());
+    // The import folder goes through the gateway as the machine client `importer`, as the
+    // Lambda does.
+    let importer = product_import::api::ProductApi::new(product_import::api::ApiConfig {
+        base_url: base.clone(),
+        client_id: "importer".to_owned(),
+        client_secret: identity.importer_secret.clone(),
+        request_timeout: Duration::from_secs(30),
+        retry_budget: Duration::from_secs(120),
+    })?;
 
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
-    let (ingest_routes, ingest_ready) = ingest::part(
-        events.clone(),
-        ingest::BodyLimits {
-            max_bytes: args.gateway.max_body_bytes(),
-            ..ingest::BodyLimits::default()
-        },
-        &mut registry,
-        http.clone(),
-    );
-
     registry.register_collector(Box::new(log_metrics::LogMetrics {
-        topics: vec![
-            (INPUT_TOPIC, events.clone()),
-            (RESULTS_TOPIC, outputs.results.clone()),
-            (LATE_TOPIC, outputs.late.clone()),
-            (DEAD_LETTER_TOPIC, outputs.dead_letters.clone()),
-        ],
+        topics: storage.topics(),
     }));
-    let metrics = Metrics::register(&mut registry);
-    let engine = stream_runtime::start(
-        EngineParts {
-            engine: engine_config,
-            commit_interval: Duration::from_millis(200),
-            store: store.clone(),
-            log: Arc::new(outputs.clone()),
-            metrics,
-        },
-        {
-            let events = events.clone();
-            move |listener| Ok(events.reader(GROUP, listener))
-        },
-    )?;
-
-    let feed = Feed::default();
-    let tail = {
-        let results = outputs.results.clone();
-        analytics_api::feed::tail(
-            move |listener| Ok(results.reader("analytics-tail", listener)),
-            feed.clone(),
-        )?
-    };
-    let (analytics_routes, analytics_ready) =
-        analytics_api::part(store.clone(), feed, 256, &mut registry, http.clone());
-
-    // Every service on a loopback port of its own, the gateway in front on the public address:
-    // the same code paths as separate processes. Bound first, so that each knows the others.
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.addr))?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let mut internal = Vec::new();
-    for _ in Upstream::ALL {
-        internal.push(tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?);
-    }
-    // The engine has no routes; its listener serves its readiness and the metrics, for the
-    // gateway's status as a separate engine's operations port would.
-    let engine_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let engine_url = format!("http://{}", engine_listener.local_addr()?);
-    let url = |upstream: Upstream| {
-        let at = Upstream::ALL
-            .iter()
-            .position(|u| *u == upstream)
-            .unwrap_or(0);
-        internal[at]
-            .local_addr()
-            .map(|a| format!("http://{a}"))
-            .unwrap_or_default()
-    };
-    let upstreams = gateway::UpstreamUrls {
-        auth: url(Upstream::Auth),
-        catalog: url(Upstream::Catalog),
-        customers: url(Upstream::Customers),
-        orders: url(Upstream::Orders),
-        ingest: url(Upstream::Ingest),
-        analytics: url(Upstream::Analytics),
-    };
-    let crud = Crud::open(&args.data_dir).await?;
     registry.register_collector(Box::new(service_db::metrics::PoolMetrics::new(vec![
         ("auth", crud.auth.clone()),
         ("catalog", crud.catalog.clone()),
         ("customers", crud.customers.clone()),
         ("orders", crud.orders.clone()),
     ])));
-    let identity = bootstrap_identity(&crud.auth, &args.data_dir).await?;
+    let (gateway_routes, gateway_ready) =
+        gateway::part(&gateway_config, &mut registry, http.clone()).map_err(anyhow::Error::msg)?;
+    let metrics = Metrics::register(&mut registry);
+
+    // From here on, things run: a failure stops them in order before it is returned.
+    let engine = stream_runtime::start(
+        EngineParts {
+            engine: engine_config.clone(),
+            commit_interval: Duration::from_millis(200),
+            store: storage.store.clone(),
+            log: Arc::new(storage.outputs.clone()),
+            metrics,
+        },
+        {
+            let events = storage.events.clone();
+            move |listener| Ok(events.reader(GROUP, listener))
+        },
+    )?;
+    let feed = Feed::default();
+    let tail = {
+        let results = storage.outputs.results.clone();
+        analytics_api::feed::tail(
+            move |listener| Ok(results.reader("analytics-tail", listener)),
+            feed.clone(),
+        )
+    };
+    let tail = match tail {
+        Ok(tail) => tail,
+        Err(e) => {
+            let _ = engine.stop().await;
+            return Err(e.into());
+        }
+    };
+
+    let watermarks = engine.watermarks();
+    let (ingest_routes, ingest_ready) = ingest::part(
+        storage.events.clone(),
+        ingest::BodyLimits {
+            max_bytes: args.gateway.max_body_bytes(),
+            ..ingest::BodyLimits::default()
+        },
+        Some(ingest::Lateness {
+            partitions: args.partitions,
+            allowed_lateness_ms: engine_config.allowed_lateness.as_millis() as i64,
+            watermark: Arc::new(move |partition| watermarks.get(partition)),
+        }),
+        &mut registry,
+        http.clone(),
+    );
+    let (analytics_routes, analytics_ready) = analytics_api::part(
+        storage.store.clone(),
+        feed,
+        256,
+        &mut registry,
+        http.clone(),
+    );
     let tokens = auth::TokenConfig {
         issuer: base.clone(),
         audience: "ecom".to_owned(),
-        ttl: Duration::from_secs(15 * 60),
+        ttl: TOKEN_TTL,
     };
-    let keys = auth::Keys::open(crud.auth.clone(), tokens.ttl).await?;
     let (auth_routes, auth_ready) = auth::part(
         crud.auth.clone(),
         keys,
@@ -240,13 +222,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         http.clone(),
     );
     let (catalog_routes, catalog_ready) = catalog::part(crud.catalog.clone(), http.clone());
-    // Everything that checks tokens reads this process's own key set.
-    let verifier = service_common::auth::VerifierConfig {
-        jwks_url: format!("{}/.well-known/jwks.json", upstreams.auth),
-        issuer: base.clone(),
-        audience: "ecom".to_owned(),
-    };
-    let token_check = service_common::auth::Tokens::new(Some(verifier.clone()));
+    let token_check = service_common::auth::Tokens::new(Some(verifier));
     let (customers_routes, customers_ready) =
         customers::part(crud.customers.clone(), token_check.clone(), http.clone());
     let orders_upstreams = orders::Upstreams::new(orders::UpstreamConfig {
@@ -256,25 +232,18 @@ async fn up(args: Args) -> anyhow::Result<()> {
     });
     let (orders_routes, orders_ready, relay) = orders::part(
         crud.orders.clone(),
-        events.clone(),
+        storage.events.clone(),
         orders_upstreams,
         INPUT_TOPIC.to_owned(),
         token_check,
         &mut registry,
-        http.clone(),
+        http,
     );
     let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
     let relay = tokio::spawn(relay.run(Duration::from_secs(1), async {
         let _ = relay_stopped.await;
     }));
 
-    let mut gateway_config = gateway::Config {
-        local_analytics: args.local_analytics,
-        ..args.gateway.config(args.addr, upstreams.clone(), verifier)
-    };
-    gateway_config.status.stream_engine = Some(engine_url);
-    let (gateway_routes, gateway_ready) =
-        gateway::part(&gateway_config, &mut registry, http).map_err(anyhow::Error::msg)?;
     let ready = all_ready(vec![
         ("gateway", gateway_ready),
         ("ingest", ingest_ready.clone()),
@@ -285,6 +254,9 @@ async fn up(args: Args) -> anyhow::Result<()> {
         ("customers", customers_ready.clone()),
         ("orders", orders_ready.clone()),
     ]);
+    // One registry for the process: every listener's /metrics shows all of it, each with its
+    // own part's readiness.
+    let ops = Ops::new(registry, ready);
     let (stop_servers, servers_stopping) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut stopping = servers_stopping.clone();
@@ -292,10 +264,6 @@ async fn up(args: Args) -> anyhow::Result<()> {
             let _ = stopping.changed().await;
         }
     };
-    let mut servers = Vec::new();
-    // One registry for the process: every listener's /metrics shows all of it, each with its
-    // own part's readiness.
-    let ops = Ops::new(registry, ready);
     let parts = [
         (auth_routes, auth_ready),
         (catalog_routes, catalog_ready),
@@ -303,68 +271,31 @@ async fn up(args: Args) -> anyhow::Result<()> {
         (orders_routes, orders_ready),
         (ingest_routes, ingest_ready),
         (analytics_routes, analytics_ready),
+        // The engine has no routes; its listener serves its readiness and the metrics, for
+        // the gateway's status as a separate engine's operations port would.
+        (axum::Router::new(), engine.ready_check()),
     ];
-    let engine_part = (axum::Router::new(), engine.ready_check());
-    for ((routes, ready), listener) in parts
-        .into_iter()
-        .chain([engine_part])
-        .zip(internal.into_iter().chain([engine_listener]))
-    {
-        let (_, server) = service_common::serve_listener(
+    let mut servers = Vec::new();
+    for ((routes, ready), listener) in parts.into_iter().zip(listeners.internal) {
+        let server = service_common::serve_listener(
             listener,
             routes,
             ops.with_ready(ready),
             service_common::Limits::default(),
             stopped(),
-        )?;
-        servers.push(tokio::spawn(server));
+        );
+        servers.extend(server.map(|(_, server)| tokio::spawn(server)));
     }
-    let (addr, server) = service_common::serve_listener(
-        listener,
+    let server = service_common::serve_listener(
+        listeners.public,
         gateway_routes,
         ops,
         gateway_config.server,
         stopped(),
-    )?;
-    servers.push(tokio::spawn(server));
-
-    debug_assert_eq!(base, format!("http://{addr}"));
-    let import_dir = args.data_dir.join("import");
-    println!("ecom is up: data in {}", args.data_dir.display());
-    println!("  dashboard  {base}/");
-    println!("  events     POST {base}/api/v1/events");
-    println!("  analytics  GET  {base}/api/v1/analytics/top");
-    println!("             GET  {base}/api/v1/analytics/products/{{product_id}}/windows");
-    println!("             GET  {base}/api/v1/analytics/windows?from=&to=");
-    println!("             GET  {base}/api/v1/analytics/stream   (Server-Sent Events)");
-    println!("  identity   POST {base}/api/v1/auth/register, POST {base}/api/v1/auth/token");
-    println!("             keys at {base}/.well-known/jwks.json");
-    for line in &identity.lines {
-        println!("             {line}");
-    }
-    println!("  catalog    {base}/api/v1/products   (POST, GET, PATCH, DELETE; /batch)");
-    println!(
-        "  import     drop .csv files into {}   (reports in import/done/)",
-        import_dir.display()
     );
-    println!("  customers  {base}/api/v1/customers");
-    println!("  orders     {base}/api/v1/orders   (each PURCHASE line feeds the windows)");
-    println!("  API docs   {base}/docs   ({base}/api/v1/openapi.json)");
-    println!("  health     {base}/healthz  {base}/readyz");
-    println!("  metrics    {base}/metrics");
-    if args.no_demo {
-        println!("no demo traffic (--no-demo); send some with:");
-        println!(
-            "  curl -H 'content-type: application/json' {base}/api/v1/events -d '{{\"user_id\":\"u1\",\"product_id\":\"42\",\"event_type\":\"VIEW_PRODUCT\",\"timestamp\":\"'$(date -u +%FT%TZ)'\"}}'"
-        );
-    } else {
-        println!(
-            "demo traffic: {} events/s with live event times (--no-demo to turn off)",
-            args.demo_rate
-        );
-    }
-    println!("each closed minute's top products follow (Ctrl-C stops)\n");
+    servers.extend(server.map(|(_, server)| tokio::spawn(server)));
 
+    print_banner(&args, &base, &identity);
     // The demo posts to ingest directly: it is the platform's own traffic, not a caller's.
     let demo = (!args.no_demo).then(|| {
         tokio::spawn(demo::run(
@@ -372,18 +303,9 @@ async fn up(args: Args) -> anyhow::Result<()> {
             args.demo_rate,
         ))
     });
-    let printer = tokio::spawn(print_closed_minutes(store.clone(), args.top));
-    // The import folder goes through the gateway as the machine client `importer`, as the
-    // Lambda does.
-    let importer = product_import::api::ProductApi::new(product_import::api::ApiConfig {
-        base_url: base.clone(),
-        client_id: "importer".to_owned(),
-        client_secret: identity.importer_secret.clone(),
-        request_timeout: Duration::from_secs(30),
-        retry_budget: Duration::from_secs(120),
-    })?;
+    let printer = tokio::spawn(print_closed_minutes(storage.store.clone(), args.top));
     let import = tokio::spawn(super::import::watch_folder(
-        import_dir,
+        args.data_dir.join("import"),
         importer,
         product_import::Options {
             batch_rows: usize::from(args.importer.batch_rows),
@@ -393,7 +315,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
 
     let outcome: Result<(), RuntimeError> = tokio::select! {
         () = service_common::shutdown_signal() => {
-            eprintln!("\nstopping: storing and checkpointing what was processed");
+            errln!("\nstopping: storing and checkpointing what was processed");
             Ok(())
         }
         () = engine.stopped() => Ok(()),
@@ -411,11 +333,223 @@ async fn up(args: Args) -> anyhow::Result<()> {
     let _ = relay.await;
     let stopped = engine.stop().await;
     drop(tail);
-    store.close().await;
+    errln!("{}", storage.summary().await);
+    storage.store.close().await;
     crud.close().await;
     outcome?;
     stopped?;
     Ok(())
+}
+
+/// How long the identity service's tokens last.
+const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// A data directory that names a file is refused before anything else is tried.
+fn refuse_a_file(data_dir: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(data_dir) {
+        Ok(meta) if !meta.is_dir() => {
+            anyhow::bail!("{} is a file, not a directory", data_dir.display())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Makes the data directory if missing and takes its lock, held until the process ends.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<DirLock> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    DirLock::acquire(data_dir, "ecom up").map_err(|e| match e {
+        LockError::Held { dir, holder } => DataDirInUse {
+            dir,
+            holder: holder.unwrap_or_else(|| "another process".to_owned()),
+        }
+        .into(),
+        other => anyhow::Error::new(other),
+    })
+}
+
+/// Every address of the process, bound before anything else starts: the public one (the
+/// gateway) and a loopback port per service and for the engine's operations routes.
+struct Listeners {
+    public: tokio::net::TcpListener,
+    /// In the order of [`Upstream::ALL`], then the engine's.
+    internal: Vec<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(addr: SocketAddr) -> anyhow::Result<Listeners> {
+        let public = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "; is another ecom up running? choose --addr"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
+        })?;
+        let mut internal = Vec::new();
+        for _ in 0..=Upstream::ALL.len() {
+            internal.push(
+                tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .context("cannot listen on a loopback port")?,
+            );
+        }
+        Ok(Listeners { public, internal })
+    }
+
+    fn url(listener: &tokio::net::TcpListener) -> String {
+        listener
+            .local_addr()
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default()
+    }
+
+    fn base_url(&self) -> String {
+        Self::url(&self.public)
+    }
+
+    fn engine_url(&self) -> String {
+        self.internal.last().map(Self::url).unwrap_or_default()
+    }
+
+    fn upstreams(&self) -> gateway::UpstreamUrls {
+        let url = |upstream: Upstream| {
+            Upstream::ALL
+                .iter()
+                .position(|u| *u == upstream)
+                .and_then(|at| self.internal.get(at))
+                .map(Self::url)
+                .unwrap_or_default()
+        };
+        gateway::UpstreamUrls {
+            auth: url(Upstream::Auth),
+            catalog: url(Upstream::Catalog),
+            customers: url(Upstream::Customers),
+            orders: url(Upstream::Orders),
+            ingest: url(Upstream::Ingest),
+            analytics: url(Upstream::Analytics),
+        }
+    }
+}
+
+/// The event log's topics and the window store in the data directory.
+struct Storage {
+    events: EmbeddedLog,
+    outputs: EmbeddedResultLog,
+    store: Arc<SqliteStore>,
+    store_path: PathBuf,
+}
+
+impl Storage {
+    async fn open(args: &Args, engine: &stream_engine::EngineConfig) -> anyhow::Result<Storage> {
+        let input_config = LogConfig {
+            retention_bytes: Some(args.retention_bytes),
+            ..LogConfig::default()
+        };
+        let output_config = LogConfig {
+            keep_until_committed: false,
+            ..input_config.clone()
+        };
+        let open = |topic: &str, partitions: u32, config: &LogConfig| {
+            let dir = args.data_dir.join("log").join(topic);
+            EmbeddedLog::open(
+                &dir,
+                LogConfig {
+                    partitions,
+                    ..config.clone()
+                },
+            )
+            .with_context(|| format!("cannot open the event log in {}", dir.display()))
+        };
+        let events = open(INPUT_TOPIC, args.partitions, &input_config)?;
+        let outputs = EmbeddedResultLog {
+            results: open(RESULTS_TOPIC, args.partitions, &output_config)?,
+            late: open(LATE_TOPIC, 1, &output_config)?,
+            dead_letters: open(DEAD_LETTER_TOPIC, 1, &output_config)?,
+        };
+        let store_path = args.data_dir.join("store.db");
+        let store = Arc::new(
+            SqliteStore::open(
+                &store_path,
+                &super::stream_id(GROUP, INPUT_TOPIC),
+                Writes::for_engine(engine),
+            )
+            .await?,
+        );
+        Ok(Storage {
+            events,
+            outputs,
+            store,
+            store_path,
+        })
+    }
+
+    fn topics(&self) -> Vec<(&'static str, EmbeddedLog)> {
+        vec![
+            (INPUT_TOPIC, self.events.clone()),
+            (RESULTS_TOPIC, self.outputs.results.clone()),
+            (LATE_TOPIC, self.outputs.late.clone()),
+            (DEAD_LETTER_TOPIC, self.outputs.dead_letters.clone()),
+        ]
+    }
+
+    /// The last line of a stop: what the log holds and how far the checkpoints reach.
+    async fn summary(&self) -> String {
+        let mut durable = 0;
+        let mut partitions = Vec::new();
+        for p in 0..self.events.partitions() {
+            let end = self.events.bounds(p).map_or(0, |(_, end)| end);
+            durable += end;
+            let processed = match self.store.load_checkpoint(p).await {
+                Ok(Some(c)) => c.highest_offset.map_or(0, |h| h + 1).to_string(),
+                Ok(None) => "0".to_owned(),
+                Err(_) => "?".to_owned(),
+            };
+            partitions.push(format!("{p}:{processed}/{end}"));
+        }
+        format!(
+            "stopped: {durable} events durable; checkpoints at {} (partition:processed/end) in {}",
+            partitions.join(" "),
+            self.store_path.display()
+        )
+    }
+}
+
+fn print_banner(args: &Args, base: &str, identity: &Identity) {
+    outln!("ecom is up: data in {}", args.data_dir.display());
+    outln!("  dashboard  {base}/");
+    outln!("  events     POST {base}/api/v1/events");
+    outln!("  analytics  GET  {base}/api/v1/analytics/top");
+    outln!("             GET  {base}/api/v1/analytics/products/{{product_id}}/windows");
+    outln!("             GET  {base}/api/v1/analytics/windows?from=&to=");
+    outln!("             GET  {base}/api/v1/analytics/stream   (Server-Sent Events)");
+    outln!("  identity   POST {base}/api/v1/auth/register, POST {base}/api/v1/auth/token");
+    outln!("             keys at {base}/.well-known/jwks.json");
+    for line in &identity.lines {
+        outln!("             {line}");
+    }
+    outln!("  catalog    {base}/api/v1/products   (POST, GET, PATCH, DELETE; /batch)");
+    outln!(
+        "  import     drop .csv files into {}   (reports in import/done/)",
+        args.data_dir.join("import").display()
+    );
+    outln!("  customers  {base}/api/v1/customers");
+    outln!("  orders     {base}/api/v1/orders   (each PURCHASE line feeds the windows)");
+    outln!("  API docs   {base}/docs   ({base}/api/v1/openapi.json)");
+    outln!("  health     {base}/healthz  {base}/readyz");
+    outln!("  metrics    {base}/metrics");
+    if args.no_demo {
+        outln!("no demo traffic (--no-demo); send some with:");
+        outln!(
+            "  curl -H 'content-type: application/json' {base}/api/v1/events -d '{{\"user_id\":\"u1\",\"product_id\":\"42\",\"event_type\":\"VIEW_PRODUCT\",\"timestamp\":\"'$(date -u +%FT%TZ)'\"}}'"
+        );
+    } else {
+        outln!(
+            "demo traffic: {} events/s with live event times (--no-demo to turn off)",
+            args.demo_rate
+        );
+    }
+    outln!("each closed minute's top products follow (Ctrl-C stops)\n");
 }
 
 /// The CRUD services' databases: a SQLite file each, migrated.
@@ -551,7 +685,7 @@ async fn print_closed_minutes(store: Arc<SqliteStore>, top: usize) {
             .iter()
             .map(|r| format!("{} {}u/{}e", r.product_id, r.unique_users, r.events))
             .collect();
-        println!(
+        outln!(
             "{}  top {}: {}",
             &format_rfc3339_ms(latest)[11..16],
             rows.len(),

@@ -9,6 +9,7 @@
 
 mod crud;
 mod dashboard;
+mod data_dir;
 mod import_folder;
 mod support;
 mod traces;

@@ -336,6 +336,16 @@ fn spawn_up(
     env: &[(&str, &str)],
     stderr: Stdio,
 ) -> Service {
+    let mut command = up_command(data_dir, port, args);
+    command
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    Service::spawn(command, port)
+}
+
+/// The command line of [`up`], its standard streams still to choose (stdin is closed).
+pub fn up_command(data_dir: &std::path::Path, port: u16, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ecom"));
     command
         .arg("up")
@@ -345,20 +355,11 @@ fn spawn_up(
         .args(["--partitions", &PARTITIONS.to_string()])
         .args(args)
         .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        .stdin(Stdio::null());
     if !args.contains(&"--demo-rate") {
         command.arg("--no-demo");
     }
-    let mut child = command.spawn().expect("ecom up starts");
-    Service {
-        stderr: child.stderr.take(),
-        child: Some(child),
-        url: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::new(),
-    }
+    command
 }
 
 /// The analytics API's results over `[from, to)`, every page walked.
@@ -470,6 +471,41 @@ pub struct Service {
 }
 
 impl Service {
+    /// Starts `command`, a process serving on `port` of loopback.
+    pub fn spawn(mut command: Command, port: u16) -> Service {
+        let mut child = command.spawn().expect("the process starts");
+        Service {
+            stderr: child.stderr.take(),
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// The child's standard output, if it was piped.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.as_mut().and_then(|c| c.stdout.take())
+    }
+
+    /// The child's standard error, if it was piped.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.stderr.take()
+    }
+
+    /// Sends `signal` (`INT`, `TERM`, ...) and returns the exit status once the process stopped.
+    pub fn signal_and_wait(&mut self, signal: &str) -> ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.wait_exit(Duration::from_secs(60))
+    }
+
     async fn get(&self, path: &str) -> Option<(u16, String)> {
         let response = self
             .http
@@ -564,20 +600,7 @@ impl Service {
 
     /// SIGTERM, and the exit status once the process has stopped.
     pub fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit within 60 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.signal_and_wait("TERM")
     }
 }
 

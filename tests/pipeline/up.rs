@@ -320,3 +320,55 @@ async fn ecom_health_probes_a_running_process() {
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(silent);
 }
+
+/// A late event is visible to its sender: ingest's 202 counts the events whose window had
+/// closed in their partition when they arrived, as the engine then counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_tells_the_sender_which_events_arrive_after_their_window_closed() {
+    let _serial = serial().await;
+    let dir = tempfile::tempdir().expect("a data directory");
+    let up_process = up(dir.path(), free_port(), &[]);
+    up_process.wait_ready().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let event = |user: u32, timestamp_ms: i64| stream_engine::sample::SampleEvent {
+        user,
+        product: 42,
+        event_type: "VIEW_PRODUCT",
+        timestamp_ms,
+        offset_minutes: 0,
+        session: 0,
+    };
+    let (status, body) = up_process.post_events(&[event(1, now)]).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["late"], 0, "{body}");
+    // Once the engine has read it (its partition's watermark is now - 10 s), an event of five
+    // minutes ago is late; one of now, beside it, is not.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut sent_late = 0;
+    loop {
+        let (status, body) = up_process
+            .post_events(&[event(2, now - 5 * 60_000), event(3, now)])
+            .await;
+        assert_eq!(status, 202, "{body}");
+        assert_eq!(body["accepted"], 2, "{body}");
+        sent_late += 1;
+        if body["late"] == 1 {
+            break;
+        }
+        assert_eq!(body["late"], 0, "{body}");
+        assert!(Instant::now() < deadline, "never counted late: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The engine agrees: every old event it read was late.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&up_process.metrics().await, "stream_events_late_total") < f64::from(sent_late) {
+        assert!(
+            Instant::now() < deadline,
+            "the engine did not count them late"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

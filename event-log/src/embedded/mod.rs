@@ -15,10 +15,14 @@
 //!   every consumer group has committed an offset past it (and, for an input topic, nothing
 //!   before a first commit: [`LogConfig::keep_until_committed`]).
 //!
-//! Layout: `<dir>/meta.json` (the partition count, which never changes: it decides where each
+//! - **One writer per topic directory**: opening takes `<dir>/LOCK` ([`lock`]) before anything
+//!   else there, and refuses a directory another open (in this process or another) holds.
+//!
+//! Layout: `<dir>/LOCK`, `<dir>/meta.json` (the partition count, which never changes: it decides where each
 //! key lives), `<dir>/<partition>/<base offset>.log` (see [`segment`]), and
 //! `<dir>/groups/<group>.json` (committed offsets, for retention and lag).
 
+pub mod lock;
 mod reader;
 pub mod segment;
 
@@ -32,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
+pub use lock::{DirLock, LockError};
 pub use reader::{EmbeddedBatch, EmbeddedReader};
 
 use crate::{AppendError, EventLog, NotReady, Record, partition_for};
@@ -91,6 +96,9 @@ pub enum OpenError {
     BadMeta(PathBuf),
     #[error("the partition count must be between 1 and 1024")]
     BadPartitions,
+    /// Another writer holds the topic directory.
+    #[error(transparent)]
+    Locked(#[from] LockError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
@@ -144,6 +152,8 @@ struct Queue {
 
 struct Inner {
     dir: PathBuf,
+    /// Held while anything of the topic (a clone, a reader) is alive.
+    _lock: DirLock,
     config: LogConfig,
     partitions: Vec<Partition>,
     queue: Mutex<Queue>,
@@ -199,6 +209,7 @@ impl EmbeddedLog {
             return Err(OpenError::BadPartitions);
         }
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let lock = DirLock::acquire(dir, "an event log writer")?;
         let meta_path = dir.join("meta.json");
         match std::fs::read(&meta_path) {
             Ok(bytes) => {
@@ -231,6 +242,7 @@ impl EmbeddedLog {
         let committed = load_committed(dir, config.partitions);
         let inner = Arc::new(Inner {
             dir: dir.to_owned(),
+            _lock: lock,
             config,
             partitions,
             queue: Mutex::new(Queue::default()),

@@ -26,10 +26,11 @@ pub mod sink;
 pub mod source;
 pub mod worker;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use event_log::{PartitionReader, ReadError};
@@ -77,10 +78,36 @@ pub struct EngineParts<S, L> {
     pub metrics: Metrics,
 }
 
+/// The watermark each owned partition has reached, as of the worker's latest tick (at most
+/// 50 ms old): what a caller in the same process (ingest in `ecom up`) reads to tell an event
+/// whose window has closed already. Clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct Watermarks(Arc<RwLock<BTreeMap<u32, i64>>>);
+
+impl Watermarks {
+    /// The partition's watermark in UTC milliseconds, if this instance owns it and has one.
+    pub fn get(&self, partition: u32) -> Option<i64> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&partition)
+            .copied()
+    }
+
+    fn set(&self, partition: u32, watermark: Option<i64>) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        match watermark {
+            Some(w) => map.insert(partition, w),
+            None => map.remove(&partition),
+        };
+    }
+}
+
 /// A started engine: its threads and its sink pipeline.
 pub struct RunningEngine {
     stop: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
+    watermarks: Watermarks,
     thread: std::thread::JoinHandle<Result<(), WorkerError>>,
     pipeline: tokio::task::JoinHandle<Result<(), SinkError>>,
 }
@@ -105,6 +132,7 @@ where
         stored_tx,
         parts.metrics.clone(),
     ));
+    let watermarks = Watermarks::default();
     let worker = Worker::new(
         parts.engine,
         parts.store,
@@ -113,7 +141,8 @@ where
         stored_rx,
         parts.metrics.clone(),
         parts.commit_interval,
-    );
+    )
+    .publishing(watermarks.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicBool::new(true));
     let thread = {
@@ -138,6 +167,7 @@ where
     Ok(RunningEngine {
         stop,
         running,
+        watermarks,
         thread,
         pipeline,
     })
@@ -197,6 +227,11 @@ impl RunningEngine {
                 }
             })
         })
+    }
+
+    /// The owned partitions' watermarks, kept current while the engine runs.
+    pub fn watermarks(&self) -> Watermarks {
+        self.watermarks.clone()
     }
 
     /// Resolves when the engine thread ends by itself (a failure).

@@ -70,6 +70,7 @@ pub struct Worker<S: CheckpointStore> {
     clock: Instant,
     commit_interval: Duration,
     last_commit: Instant,
+    watermarks: crate::Watermarks,
 }
 
 impl<S: CheckpointStore> Worker<S> {
@@ -97,7 +98,14 @@ impl<S: CheckpointStore> Worker<S> {
             clock: Instant::now(),
             commit_interval,
             last_commit: Instant::now(),
+            watermarks: crate::Watermarks::default(),
         }
+    }
+
+    /// Keeps `watermarks` current: each owned partition's, set at every tick.
+    pub fn publishing(mut self, watermarks: crate::Watermarks) -> Self {
+        self.watermarks = watermarks;
+        self
     }
 
     /// Takes ownership of `partitions`: restores each from its stored checkpoint. Returns,
@@ -149,6 +157,7 @@ impl<S: CheckpointStore> Worker<S> {
             if self.partitions.remove(p).is_some() {
                 tracing::info!(partition = p, "partition revoked");
             }
+            self.watermarks.set(*p, None);
             self.metrics.forget_partition(*p);
         }
         self.metrics.assigned.set(self.partitions.len() as i64);
@@ -260,6 +269,7 @@ impl<S: CheckpointStore> Worker<S> {
             );
             open += state.engine.open_windows();
             let label = PartitionLabel { partition };
+            self.watermarks.set(partition, state.engine.watermark_ms());
             if let Some(watermark) = state.engine.watermark_ms() {
                 self.metrics
                     .watermark_lag

@@ -54,6 +54,7 @@ install_debian() {
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
   command -v firefox-esr >/dev/null || missing+=(firefox-esr)
   command -v npm >/dev/null || missing+=(npm)
+  command -v jq >/dev/null || missing+=(jq)   # the README quick start, run by tests/pipeline/readme.rs
   [[ ${#missing[@]} -eq 0 ]] && return
   local sudo=""
   [[ $(id -u) -eq 0 ]] || sudo=sudo

@@ -11,6 +11,7 @@ mod crud;
 mod dashboard;
 mod data_dir;
 mod import_folder;
+mod readme;
 mod support;
 mod traces;
 mod up;

@@ -190,14 +190,30 @@ where
     R: PartitionReader,
     F: FnOnce(Arc<Shared<S>>) -> Result<R, ReadError> + Send + 'static,
 {
+    // Bound before the engine starts: a busy address is refused with nothing running.
+    let bind_error = |source| RuntimeError::Bind { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
     let engine = start(parts, open)?;
     let ops = service_common::Ops::new(registry, engine.ready_check());
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (bound, server) = service_common::serve(addr, axum::Router::new(), ops, async move {
-        let _ = server_stopped.await;
-    })
-    .await
-    .map_err(|source| RuntimeError::Bind { addr, source })?;
+    let served = service_common::serve_listener(
+        listener,
+        axum::Router::new(),
+        ops,
+        service_common::Limits::default(),
+        async move {
+            let _ = server_stopped.await;
+        },
+    );
+    let (bound, server) = match served {
+        Ok(served) => served,
+        Err(e) => {
+            let _ = engine.stop().await;
+            return Err(bind_error(e));
+        }
+    };
     let run = async move {
         let server = tokio::spawn(server);
         // Stop on the signal, or when the engine thread ends by itself (a failure).

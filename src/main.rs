@@ -32,19 +32,19 @@ enum Command {
     /// The analytics API over DynamoDB, its live stream from the results topic.
     Analytics(commands::analytics::Args),
     /// The public entry: routes /api/v1 to the services, checking tokens and roles.
-    Gateway(commands::crud::GatewayArgs),
+    Gateway(commands::gateway::Args),
     /// Identity on PostgreSQL: accounts, machine clients, tokens and their keys.
-    Auth(commands::crud::AuthArgs),
+    Auth(commands::auth::Args),
     /// The product catalog on PostgreSQL.
-    Catalog(commands::crud::CatalogArgs),
+    Catalog(commands::catalog::Args),
     /// Customers on PostgreSQL.
-    Customers(commands::crud::CustomersArgs),
+    Customers(commands::customers::Args),
     /// Orders on PostgreSQL; their PURCHASE events to Kafka through an outbox.
-    Orders(commands::crud::OrdersArgs),
+    Orders(commands::orders::Args),
     /// Import products from a CSV file or an S3 object through the gateway, with a report.
     Import(commands::import::Args),
     /// Apply the CRUD services' database migrations, then exit.
-    Migrate(commands::crud::MigrateArgs),
+    Migrate(commands::migrate::Args),
     /// Ask a running service whether it is up (`GET /healthz`): a container's health check.
     Health(commands::health::Args),
 }
@@ -58,12 +58,12 @@ fn main() -> std::process::ExitCode {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::StreamEngine(args) => commands::stream_engine::run(args),
         Command::Analytics(args) => commands::analytics::run(args),
-        Command::Auth(args) => commands::crud::auth(args),
-        Command::Gateway(args) => commands::crud::gateway(args),
-        Command::Catalog(args) => commands::crud::catalog(args),
-        Command::Customers(args) => commands::crud::customers(args),
-        Command::Orders(args) => commands::crud::orders(args),
-        Command::Migrate(args) => commands::crud::migrate(args),
+        Command::Auth(args) => commands::auth::run(args),
+        Command::Gateway(args) => commands::gateway::run(args),
+        Command::Catalog(args) => commands::catalog::run(args),
+        Command::Customers(args) => commands::customers::run(args),
+        Command::Orders(args) => commands::orders::run(args),
+        Command::Migrate(args) => commands::migrate::run(args),
         Command::Import(args) => commands::import::run(args),
         Command::Health(args) => return commands::health::run(args),
     };

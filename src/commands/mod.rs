@@ -18,23 +18,30 @@ macro_rules! errln {
 }
 
 pub mod analytics;
-pub mod crud;
+pub mod auth;
+pub mod catalog;
+pub mod customers;
+pub mod gateway;
 pub mod generate;
 pub mod health;
 pub mod import;
 pub mod ingest;
+pub mod migrate;
+pub mod orders;
 pub mod stream_engine;
 pub mod up;
 pub mod window;
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
 use std::path::Path;
-
 use std::time::Duration;
 
 use ::stream_engine::{Counting, EngineConfig};
 use anyhow::Context;
+use service_db::{Db, DbConfig, Migrations};
 
 /// The engine's settings, shared by `ecom stream-engine` and `ecom up`.
 #[derive(clap::Args, Debug, Clone)]
@@ -148,4 +155,178 @@ pub fn create_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         Box::new(BufWriter::with_capacity(1 << 16, file))
     })
+}
+
+/// The database of a CRUD service: `DATABASE_URL`, or the seed's `DB_HOST`/`DB_PORT`/
+/// `DB_NAME`/`DB_USER`/`DB_PASSWORD`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Database {
+    /// `postgres://user:password@host:port/database` (or `sqlite://FILE`).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// When DATABASE_URL is not set: the PostgreSQL host...
+    #[arg(long, env = "DB_HOST")]
+    db_host: Option<String>,
+    #[arg(long, env = "DB_PORT", default_value_t = 5432)]
+    db_port: u16,
+    #[arg(long, env = "DB_NAME", default_value = "ecom")]
+    db_name: String,
+    #[arg(long, env = "DB_USER", default_value = "ecom")]
+    db_user: String,
+    #[arg(long, env = "DB_PASSWORD", hide_env_values = true, default_value = "")]
+    db_password: String,
+    /// Connections in the service's pool.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+}
+
+impl Database {
+    fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        let host = self.db_host.as_deref().context(
+            "no database: set DATABASE_URL (postgres://user:password@host:port/database) or DB_HOST",
+        )?;
+        let credentials = if self.db_password.is_empty() {
+            encode(&self.db_user)
+        } else {
+            format!("{}:{}", encode(&self.db_user), encode(&self.db_password))
+        };
+        Ok(format!(
+            "postgres://{credentials}@{host}:{}/{}",
+            self.db_port,
+            encode(&self.db_name)
+        ))
+    }
+
+    /// Connects to the service's schema and applies its migrations.
+    pub async fn open(&self, schema: &'static str, migrations: &Migrations) -> anyhow::Result<Db> {
+        let config = DbConfig {
+            max_connections: self.db_max_connections.max(1),
+            ..DbConfig::new(self.url()?, schema)
+        };
+        let db = Db::connect(&config)
+            .await
+            .with_context(|| format!("cannot connect to the database for {schema}"))?;
+        db.migrate(migrations)
+            .await
+            .with_context(|| format!("cannot migrate the {schema} schema"))?;
+        Ok(db)
+    }
+}
+
+/// How tokens are checked (`ecom gateway`, and the ownership rules of `ecom customers` and
+/// `ecom orders`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TokenCheck {
+    /// The auth service (the gateway routes to it; its JWKS is the default key set).
+    #[arg(long, env = "AUTH_URL", default_value = "http://127.0.0.1:8081")]
+    pub auth_url: String,
+    /// The token keys (default: the auth service's `/.well-known/jwks.json` at `AUTH_URL`; an
+    /// external provider's, such as a Cognito user pool's, works the same).
+    #[arg(long, env = "JWKS_URL")]
+    jwks_url: Option<String>,
+    /// The tokens' issuer (`iss`).
+    #[arg(
+        long,
+        env = "ECOM_TOKEN_ISSUER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    issuer: String,
+    /// The tokens' audience (`aud`).
+    #[arg(long, env = "ECOM_TOKEN_AUDIENCE", default_value = "ecom")]
+    audience: String,
+}
+
+impl TokenCheck {
+    pub fn config(&self) -> service_common::auth::VerifierConfig {
+        service_common::auth::VerifierConfig {
+            jwks_url: self.jwks_url.clone().unwrap_or_else(|| {
+                format!(
+                    "{}/.well-known/jwks.json",
+                    self.auth_url.trim_end_matches('/')
+                )
+            }),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+}
+
+/// How much of a request body a CRUD service reads, and for how long.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Body {
+    /// Bodies over this many bytes get 413.
+    #[arg(long, env = "ECOM_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// A body not received whole within this gets 408.
+    #[arg(long, env = "ECOM_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    body_timeout: Duration,
+}
+
+impl Body {
+    pub fn limits(self) -> service_common::rest::BodyLimits {
+        service_common::rest::BodyLimits {
+            max_bytes: self.max_body_bytes,
+            read_timeout: self.body_timeout,
+        }
+    }
+}
+
+/// Percent-encodes a URL component (user, password, database name).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Waits for a service's `build` to bind, then serves until its shutdown.
+pub async fn serve<S>(
+    name: &str,
+    addr: SocketAddr,
+    built: impl Future<Output = std::io::Result<(SocketAddr, S)>>,
+) -> anyhow::Result<()>
+where
+    S: Future<Output = std::io::Result<()>>,
+{
+    let (bound, server) = built
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = %bound, "{name} listening");
+    server.await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_variables_make_an_encoded_url() {
+        let db = Database {
+            database_url: None,
+            db_host: Some("db.internal".into()),
+            db_port: 5433,
+            db_name: "ecom".into(),
+            db_user: "app".into(),
+            db_password: "p@ss:w/rd".into(),
+            db_max_connections: 4,
+        };
+        assert_eq!(
+            db.url().unwrap(),
+            "postgres://app:p%40ss%3Aw%2Frd@db.internal:5433/ecom"
+        );
+        let none = Database {
+            db_host: None,
+            ..db
+        };
+        assert!(none.url().is_err());
+    }
 }

@@ -71,7 +71,7 @@ pub struct Args {
     #[arg(long, env = "ECOM_LOCAL_ANALYTICS", default_value_t = true, action = clap::ArgAction::Set)]
     local_analytics: bool,
     #[command(flatten)]
-    gateway: super::crud::GatewayFlags,
+    gateway: super::gateway::GatewayFlags,
     /// The import folder's batches and retries (its gateway is this process's).
     #[command(flatten)]
     importer: ImportFlags,

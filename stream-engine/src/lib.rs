@@ -3,8 +3,8 @@
 //!
 //! - [`core`]: the pure state machine (no I/O, no clock), re-exported at the crate root.
 //! - [`offline`]: the file runtime of `ecom window`: NDJSON in, results out.
-//! - The runtime that drives the core from a log lives in `stream-engine/runtime/`
-//!   (`stream-runtime`), so that this crate builds without Kafka, AWS or Tokio.
+//! - The runtime that drives the core from a log lives in `stream-runtime/`
+//!   (the `stream-runtime` crate), so that this crate builds without Kafka, AWS or Tokio.
 //! - [`sample`]: a deterministic generator of realistic activity streams for demos, tests
 //!   and benchmarks.
 

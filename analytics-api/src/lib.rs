@@ -92,23 +92,12 @@ impl Metrics {
     }
 }
 
-/// One window of a product.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductWindow {
-    /// RFC 3339, UTC.
-    pub window_start: String,
-    pub window_end: String,
-    pub unique_user_count: u64,
-    pub event_count: u64,
-    /// `true` when `unique_user_count` is a HyperLogLog++ estimate.
-    pub approximate: bool,
-}
-
 /// A product's latest windows, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProductWindows {
     pub product_id: String,
-    pub windows: Vec<ProductWindow>,
+    /// Newest first, each in the window-result contract's JSON.
+    pub windows: Vec<WindowResult>,
     /// The `before` of the next page; `null` on the last page.
     pub next: Option<String>,
 }
@@ -130,36 +119,13 @@ pub struct Top {
     pub products: Vec<TopProduct>,
 }
 
-/// A window result, as on the results topic.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Window {
-    pub product_id: String,
-    pub window_start: String,
-    pub window_end: String,
-    pub unique_user_count: u64,
-    pub event_count: u64,
-    pub approximate: bool,
-}
-
 /// Results in a time range.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Windows {
-    pub windows: Vec<Window>,
+    /// In the window-result contract's JSON.
+    pub windows: Vec<WindowResult>,
     /// The `cursor` of the next page; `null` once the range is exhausted.
     pub next: Option<String>,
-}
-
-impl From<&WindowResult> for Window {
-    fn from(r: &WindowResult) -> Self {
-        Window {
-            product_id: r.product_id.to_string(),
-            window_start: format_rfc3339_ms(r.window_start_ms),
-            window_end: format_rfc3339_ms(r.window_end_ms()),
-            unique_user_count: r.unique_users,
-            event_count: r.events,
-            approximate: r.approximate,
-        }
-    }
 }
 
 fn store_failed(e: result_store::StoreError) -> ApiError {
@@ -208,16 +174,7 @@ async fn product_windows<Q: ResultQuery>(
         .flatten();
     Ok(axum::Json(ProductWindows {
         product_id,
-        windows: results
-            .iter()
-            .map(|r| ProductWindow {
-                window_start: format_rfc3339_ms(r.window_start_ms),
-                window_end: format_rfc3339_ms(r.window_end_ms()),
-                unique_user_count: r.unique_users,
-                event_count: r.events,
-                approximate: r.approximate,
-            })
-            .collect(),
+        windows: results,
         next,
     }))
 }
@@ -318,7 +275,7 @@ async fn windows<Q: ResultQuery>(
         .await
         .map_err(store_failed)?;
     Ok(axum::Json(Windows {
-        windows: page.results.iter().map(Window::from).collect(),
+        windows: page.results,
         next: page.next.as_ref().map(params::encode_cursor),
     }))
 }
@@ -330,7 +287,7 @@ async fn windows<Q: ResultQuery>(
     get,
     path = "/api/v1/analytics/stream",
     responses(
-        (status = 200, description = "text/event-stream of `window` events", content_type = "text/event-stream", body = Window),
+        (status = 200, description = "text/event-stream of `window` events", content_type = "text/event-stream", body = WindowResult),
         (status = 503, description = "Too many stream clients", body = ErrorBody),
     ),
     tag = "analytics"
@@ -411,7 +368,7 @@ fn live_events(
 #[openapi(
     info(title = "ecom analytics", description = "Unique users per product and one-minute window of event time: queries and the live stream."),
     paths(product_windows, top, windows, stream),
-    components(schemas(ProductWindows, ProductWindow, Top, TopProduct, Windows, Window, ErrorBody, ErrorDetail)),
+    components(schemas(ProductWindows, Top, TopProduct, Windows, WindowResult, ErrorBody, ErrorDetail)),
     tags((name = "analytics", description = "Window results"))
 )]
 struct ApiDoc;

@@ -311,22 +311,6 @@ pub fn router<L: EventLog>(ingest: Arc<Ingest<L>>, http: Arc<HttpMetrics>) -> Ro
         ))
 }
 
-/// An activity event, as `POST /api/v1/events` takes it (one, an array, or NDJSON lines).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct ActivityEvent {
-    /// Non-empty, at most 128 bytes.
-    user_id: String,
-    /// Non-empty, at most 128 bytes; the key of the event log.
-    product_id: String,
-    /// An upper-snake identifier such as `VIEW_PRODUCT`, at most 64 bytes.
-    event_type: String,
-    /// RFC 3339 with any UTC offset.
-    timestamp: String,
-    /// An object of at most 4 KiB.
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
 /// Validates the events of the body and appends the valid ones to the event log; answers
 /// once the log has acknowledged every one of them.
 #[utoipa::path(
@@ -334,8 +318,8 @@ struct ActivityEvent {
     path = "/api/v1/events",
     request_body(
         content(
-            (Vec<ActivityEvent> = "application/json"),
-            (ActivityEvent = "application/x-ndjson"),
+            (Vec<stream_engine::ActivityEvent> = "application/json"),
+            (stream_engine::ActivityEvent = "application/x-ndjson"),
         ),
         description = "One event (an object), an array of events, or NDJSON (one event per line)"
     ),
@@ -375,7 +359,7 @@ async fn post_events<L: EventLog>(
 #[openapi(
     info(title = "ecom ingest", description = "Activity events into the event log."),
     paths(post_events),
-    components(schemas(ActivityEvent, Accepted, body::Rejected, ErrorBody, ErrorDetail)),
+    components(schemas(stream_engine::ActivityEvent, Accepted, body::Rejected, ErrorBody, ErrorDetail)),
     tags((name = "events", description = "Activity events"))
 )]
 struct ApiDoc;

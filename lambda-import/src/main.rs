@@ -146,6 +146,7 @@ impl Function {
             client_secret,
             request_timeout: Duration::from_secs(number("IMPORT_TIMEOUT_SECONDS", 30)?.max(1)),
             retry_budget: Duration::from_secs(number("IMPORT_RETRY_SECONDS", 120)?),
+            trace: service_common::telemetry::inject,
         })?;
         Ok(Function {
             s3: product_import::s3::client_from_env().await,

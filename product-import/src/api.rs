@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use primitives::retry::Backoff;
 use serde::Deserialize;
-use service_common::retry::Backoff;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
@@ -26,7 +26,14 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// How long a request is retried without any success before the import fails.
     pub retry_budget: Duration,
+    /// Puts the current span's trace context into a request's headers (the callers pass
+    /// `service_common::telemetry::inject`; [`no_trace`] sends none), so the catalog continues
+    /// the import's trace without this crate depending on the services' plumbing.
+    pub trace: fn(&mut reqwest::header::HeaderMap),
 }
+
+/// An [`ApiConfig::trace`] that sends no trace context.
+pub fn no_trace(_: &mut reqwest::header::HeaderMap) {}
 
 impl std::fmt::Debug for ApiConfig {
     /// Everything but the secret.
@@ -161,7 +168,7 @@ impl ProductApi {
                 otel.kind = "client",
             );
             let mut trace = reqwest::header::HeaderMap::new();
-            call.in_scope(|| service_common::telemetry::inject(&mut trace));
+            call.in_scope(|| (self.config.trace)(&mut trace));
             let request = self
                 .http
                 .post(&url)
@@ -361,6 +368,7 @@ mod tests {
             client_secret: "secret".into(),
             request_timeout: Duration::from_secs(30),
             retry_budget: Duration::from_secs(600),
+            trace: no_trace,
         })
         .unwrap();
         let started = Instant::now();

@@ -6,8 +6,8 @@
 //! else (SKU format, lengths, ranges) is the catalog's to judge, and its verdicts come back
 //! per row.
 
+use primitives::money::Currency;
 use serde::Serialize;
-use service_common::rest::money::Currency;
 
 use crate::records::Record;
 

@@ -37,7 +37,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use futures_util::StreamExt;
-use service_common::retry::{Backoff, Retry, with_retries};
+use primitives::retry::{Backoff, Retry, with_retries};
 use stream_engine::core::time::{format_rfc3339_ms, parse_rfc3339_ms};
 use stream_engine::{Checkpoint, WindowResult};
 

@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("analytics").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("analytics")?;
     let (table, checkpoint_table) = args.tables.names();
     let settings = DynamoSettings {
         table,

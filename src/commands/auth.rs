@@ -43,7 +43,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("auth").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("auth")?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(auth::SCHEMA, &auth::MIGRATIONS).await?;
         if let Some(password) = &args.admin_password {

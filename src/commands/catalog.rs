@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("catalog").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("catalog")?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(catalog::SCHEMA, &catalog::MIGRATIONS).await?;
         let config = catalog::Config {

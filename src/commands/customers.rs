@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("customers").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("customers")?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args
             .db

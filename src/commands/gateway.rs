@@ -137,7 +137,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("gateway").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("gateway")?;
     let upstreams = gateway::UpstreamUrls {
         auth: args.tokens.auth_url.clone(),
         catalog: args.catalog_url,

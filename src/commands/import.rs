@@ -72,13 +72,13 @@ impl ImporterFlags {
             client_secret,
             request_timeout: Duration::from_secs(self.timeout_seconds.max(1)),
             retry_budget: Duration::from_secs(self.retry_seconds),
+            trace: service_common::telemetry::inject,
         })?)
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry =
-        service_common::telemetry::init_at("import", "warn").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init_at("import", "warn")?;
     let runtime = tokio::runtime::Runtime::new()?;
     // One trace per import (its batches' calls are its children), when traces are exported.
     let span = tracing::info_span!("import", otel.name = "import", source = %args.source);

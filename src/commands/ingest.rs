@@ -39,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("ingest").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("ingest")?;
     let kafka = KafkaSettings {
         cluster: args.kafka.cluster()?,
         topic: args.topic,

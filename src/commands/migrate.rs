@@ -25,7 +25,7 @@ pub struct Args {
 
 /// Applies the migrations of one service's schema, or of all, and exits.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("migrate").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("migrate")?;
     let all: [(Service, &'static str, &Migrations); 4] = [
         (Service::Auth, auth::SCHEMA, &auth::MIGRATIONS),
         (Service::Catalog, catalog::SCHEMA, &catalog::MIGRATIONS),

@@ -40,7 +40,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry = service_common::telemetry::init("orders").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("orders")?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(orders::SCHEMA, &orders::MIGRATIONS).await?;
         let kafka = KafkaSettings {

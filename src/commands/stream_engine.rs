@@ -65,8 +65,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let _telemetry =
-        service_common::telemetry::init("stream-engine").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init("stream-engine")?;
     let (table, checkpoint_table) = args.tables.names();
     let settings = Settings {
         addr: args.addr,

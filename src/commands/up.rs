@@ -83,8 +83,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     // The terminal shows the closed minutes; only problems are logged (RUST_LOG for more).
-    let _telemetry =
-        service_common::telemetry::init_at("ecom", "warn").map_err(anyhow::Error::msg)?;
+    let _telemetry = service_common::telemetry::init_at("ecom", "warn")?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(up(args))
 }
@@ -139,6 +138,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         client_secret: identity.importer_secret.clone(),
         request_timeout: Duration::from_secs(30),
         retry_budget: Duration::from_secs(120),
+        trace: service_common::telemetry::inject,
     })?;
 
     let mut registry = Registry::default();
@@ -153,7 +153,7 @@ async fn up(args: Args) -> anyhow::Result<()> {
         ("orders", crud.orders.clone()),
     ])));
     let (gateway_routes, gateway_ready) =
-        gateway::part(&gateway_config, &mut registry, http.clone()).map_err(anyhow::Error::msg)?;
+        gateway::part(&gateway_config, &mut registry, http.clone())?;
     let metrics = Metrics::register(&mut registry);
 
     // From here on, things run: a failure stops them in order before it is returned.

@@ -10,6 +10,8 @@
 
 pub mod core;
 pub mod offline;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod sample;
 
 pub use crate::core::*;

@@ -210,3 +210,210 @@ fn observe(metrics: &Metrics, sink: &'static str, started: Instant) {
         .get_or_create(&SinkLabel { sink })
         .observe(started.elapsed().as_secs_f64());
 }
+
+/// The ordering rules of the pipeline, with a store and a log that record what they were asked
+/// and fail where told (the real stores are tested against their servers in
+/// `result-store/tests/`, the whole runtime in `tests/pipeline/`).
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use prometheus_client::registry::Registry;
+
+    use super::*;
+
+    /// What the sinks saw, in order: `results`, `publish`, `checkpoint <partition>`.
+    #[derive(Default)]
+    struct Journal {
+        seen: Mutex<Vec<String>>,
+        fail_store: bool,
+        fail_publish: bool,
+        superseded: bool,
+    }
+
+    impl Journal {
+        fn note(&self, what: String) {
+            self.seen.lock().unwrap().push(what);
+        }
+
+        fn seen(&self) -> Vec<String> {
+            self.seen.lock().unwrap().clone()
+        }
+    }
+
+    fn failure(store: &'static str) -> StoreError {
+        StoreError {
+            store,
+            message: "down".into(),
+        }
+    }
+
+    impl ResultStore for Journal {
+        async fn put_results(&self, results: &[WindowResult]) -> result_store::Result<usize> {
+            // The log is slower: the pipeline must wait for both before a checkpoint.
+            tokio::task::yield_now().await;
+            self.note(format!("results {}", results.len()));
+            if self.fail_store {
+                return Err(failure("store"));
+            }
+            Ok(0)
+        }
+    }
+
+    impl CheckpointStore for Journal {
+        async fn load_checkpoint(&self, _: u32) -> result_store::Result<Option<Checkpoint>> {
+            Ok(None)
+        }
+
+        async fn save_checkpoint(
+            &self,
+            partition: u32,
+            checkpoint: &Checkpoint,
+        ) -> result_store::Result<Written> {
+            self.note(format!(
+                "checkpoint {partition} at {}",
+                checkpoint.resume_offset
+            ));
+            Ok(if self.superseded {
+                Written::Superseded
+            } else {
+                Written::Stored
+            })
+        }
+    }
+
+    impl ResultLog for Journal {
+        async fn publish(&self, commit: &Commit) -> Result<(), SinkError> {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            self.note(format!("publish {}", encode(commit).len()));
+            if self.fail_publish {
+                return Err(SinkError {
+                    sink: "log",
+                    message: "down".into(),
+                });
+            }
+            Ok(())
+        }
+    }
+
+    fn commit(products: &[&str], resume_offset: u64) -> Commit {
+        Commit {
+            results: products
+                .iter()
+                .map(|p| WindowResult {
+                    product_id: (*p).into(),
+                    window_start_ms: 0,
+                    unique_users: 1,
+                    events: 1,
+                    approximate: false,
+                })
+                .collect(),
+            checkpoints: vec![(
+                3,
+                Checkpoint {
+                    resume_offset,
+                    ..Checkpoint::initial()
+                },
+            )],
+            ..Commit::default()
+        }
+    }
+
+    /// Runs `commits` through a pipeline over `journal`: its outcome and what it reported stored.
+    async fn run(
+        journal: Journal,
+        commits: Vec<Commit>,
+    ) -> (Arc<Journal>, Result<(), SinkError>, Vec<Stored>) {
+        let journal = Arc::new(journal);
+        let (tx, rx) = mpsc::channel(commits.len().max(1));
+        for c in commits {
+            tx.send(c).await.unwrap();
+        }
+        drop(tx);
+        let (stored_tx, stored_rx) = std::sync::mpsc::channel();
+        let metrics = Metrics::register(&mut Registry::default());
+        let outcome = run_pipeline(journal.clone(), journal.clone(), rx, stored_tx, metrics).await;
+        (journal, outcome, stored_rx.try_iter().collect())
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_is_saved_only_once_its_results_are_stored_and_published() {
+        let (journal, outcome, stored) = run(
+            Journal::default(),
+            vec![commit(&["a", "b"], 10), commit(&["c"], 20)],
+        )
+        .await;
+        outcome.unwrap();
+        assert_eq!(
+            journal.seen(),
+            [
+                "results 2",
+                "publish 2",
+                "checkpoint 3 at 10",
+                "results 1",
+                "publish 1",
+                "checkpoint 3 at 20"
+            ]
+        );
+        assert_eq!(
+            stored,
+            [
+                Stored {
+                    partition: 3,
+                    resume_offset: 10
+                },
+                Stored {
+                    partition: 3,
+                    resume_offset: 20
+                }
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_that_fails_stops_the_pipeline_before_any_checkpoint() {
+        let journal = Journal {
+            fail_store: true,
+            ..Journal::default()
+        };
+        let (journal, outcome, stored) =
+            run(journal, vec![commit(&["a"], 10), commit(&["b"], 20)]).await;
+        assert_eq!(outcome.unwrap_err().sink, "store");
+        assert!(
+            !journal.seen().iter().any(|s| s.starts_with("checkpoint")),
+            "{:?}",
+            journal.seen()
+        );
+        assert!(stored.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_log_that_fails_stops_the_pipeline_before_any_checkpoint() {
+        let journal = Journal {
+            fail_publish: true,
+            ..Journal::default()
+        };
+        let (journal, outcome, stored) = run(journal, vec![commit(&["a"], 10)]).await;
+        assert_eq!(outcome.unwrap_err().sink, "log");
+        assert_eq!(journal.seen(), ["results 1", "publish 1"]);
+        assert!(stored.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_superseded_checkpoint_is_not_reported_stored_and_the_pipeline_goes_on() {
+        let journal = Journal {
+            superseded: true,
+            ..Journal::default()
+        };
+        let (journal, outcome, stored) =
+            run(journal, vec![commit(&["a"], 10), commit(&["b"], 20)]).await;
+        outcome.unwrap();
+        assert_eq!(journal.seen().len(), 6, "{:?}", journal.seen());
+        assert!(
+            stored.is_empty(),
+            "no consumer offset may follow a lost checkpoint"
+        );
+    }
+}

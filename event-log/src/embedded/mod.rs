@@ -18,13 +18,21 @@
 //! - **One writer per topic directory**: opening takes `<dir>/LOCK` ([`lock`]) before anything
 //!   else there, and refuses a directory another open (in this process or another) holds.
 //!
+//! The parts, a file each: [`lock`] (one writer per directory), `writer.rs` (the writer
+//! thread's group commits), `retention.rs`, `offsets.rs` (committed offsets per group),
+//! `reader.rs` (partition readers and live tails), [`segment`] (the file format); this file
+//! holds the topic (its configuration, opening and torn-tail repair, appends).
+//!
 //! Layout: `<dir>/LOCK`, `<dir>/meta.json` (the partition count, which never changes: it decides where each
 //! key lives), `<dir>/<partition>/<base offset>.log` (see [`segment`]), and
 //! `<dir>/groups/<group>.json` (committed offsets, for retention and lag).
 
 pub mod lock;
+mod offsets;
 mod reader;
+mod retention;
 pub mod segment;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -32,14 +40,18 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
 pub use lock::{DirLock, LockError};
 pub use reader::{EmbeddedBatch, EmbeddedReader};
 
-use crate::{AppendError, EventLog, NotReady, Record, partition_for};
+use self::offsets::load_committed;
+use self::retention::enforce_retention;
+use self::writer::Writer;
+
+use crate::{AppendError, EventLog, NotReady, Record};
 
 /// Settings of an embedded topic.
 #[derive(Debug, Clone)]
@@ -448,381 +460,4 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         sync_dir(parent)?;
     }
     Ok(())
-}
-
-fn groups_dir(dir: &Path) -> PathBuf {
-    dir.join("groups")
-}
-
-fn load_committed(dir: &Path, partitions: u32) -> BTreeMap<String, Vec<Option<u64>>> {
-    let mut committed = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(groups_dir(dir)) else {
-        return committed;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(group) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".json"))
-        else {
-            continue;
-        };
-        // Unreadable: as if that group had committed nothing, which keeps everything.
-        let offsets = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<Option<u64>>>(&b).ok())
-            .filter(|o| o.len() == partitions as usize)
-            .unwrap_or_else(|| {
-                tracing::warn!(path = %path.display(), "unreadable committed offsets; retention keeps everything until the group commits again");
-                vec![None; partitions as usize]
-            });
-        committed.insert(group.to_owned(), offsets);
-    }
-    committed
-}
-
-impl Inner {
-    /// Records a group's committed offsets (an offset never moves back).
-    fn commit(&self, group: &str, offsets: &[(u32, u64)]) {
-        let snapshot = {
-            let mut committed = self.committed.lock().unwrap_or_else(|e| e.into_inner());
-            let entry = committed
-                .entry(group.to_owned())
-                .or_insert_with(|| vec![None; self.partitions.len()]);
-            let mut moved = false;
-            for &(partition, offset) in offsets {
-                if let Some(slot) = entry.get_mut(partition as usize)
-                    && slot.is_none_or(|o| o < offset)
-                {
-                    *slot = Some(offset);
-                    moved = true;
-                }
-            }
-            if !moved {
-                return;
-            }
-            entry.clone()
-        };
-        // Synced: retention deletes by these offsets, so the file must never come back empty
-        // or older than what retention acted on.
-        let dir = groups_dir(&self.dir);
-        let written = std::fs::create_dir_all(&dir).and_then(|()| {
-            let path = dir.join(format!("{}.json", sanitize(group)));
-            write_atomically(&path, &serde_json::to_vec(&snapshot).unwrap_or_default())
-        });
-        if let Err(e) = written {
-            tracing::warn!(error = %e, group, "cannot record committed offsets");
-        }
-    }
-
-    fn committed_offset(&self, group: &str, partition: u32) -> Option<u64> {
-        self.committed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(group)
-            .and_then(|o| o.get(partition as usize).copied().flatten())
-    }
-
-    fn notify_readers(&self) {
-        *self.appended.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.appended_cv.notify_all();
-    }
-}
-
-/// A group name as a file name.
-fn sanitize(group: &str) -> String {
-    group
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn enforce_retention(inner: &Inner) -> usize {
-    let config = &inner.config;
-    if config.retention_bytes.is_none() && config.retention_age.is_none() {
-        return 0;
-    }
-    let now = SystemTime::now();
-    let mut deleted = 0;
-    for (p, partition) in inner.partitions.iter().enumerate() {
-        // The lowest offset any group still needs; nothing is deleted before every group has
-        // committed one.
-        let needed = {
-            let committed = inner.committed.lock().unwrap_or_else(|e| e.into_inner());
-            if committed.is_empty() && config.keep_until_committed {
-                continue;
-            }
-            committed
-                .values()
-                .map(|o| o.get(p).copied().flatten().unwrap_or(0))
-                .min()
-                .unwrap_or(u64::MAX)
-        };
-        let doomed: Vec<PathBuf> = {
-            let mut segments = partition
-                .segments
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            let mut total: u64 = segments.iter().map(|s| s.bytes).sum();
-            let mut remove = 0;
-            for segment in &segments[..segments.len() - 1] {
-                let over_size = config.retention_bytes.is_some_and(|limit| total > limit);
-                let too_old = config.retention_age.is_some_and(|age| {
-                    now.duration_since(segment.written).unwrap_or_default() > age
-                });
-                if segment.end() > needed || !(over_size || too_old) {
-                    break;
-                }
-                total -= segment.bytes;
-                remove += 1;
-            }
-            segments.drain(..remove).map(|s| s.path).collect()
-        };
-        for path in &doomed {
-            match std::fs::remove_file(path) {
-                Ok(()) => {
-                    deleted += 1;
-                    tracing::info!(path = %path.display(), "retention deleted a segment");
-                }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot delete a segment")
-                }
-            }
-        }
-        if !doomed.is_empty() {
-            let _ = sync_dir(&partition.dir);
-        }
-    }
-    deleted
-}
-
-/// How often the writer applies retention.
-const RETENTION_EVERY: Duration = Duration::from_secs(5);
-
-/// The writer thread: group commits.
-struct Writer {
-    inner: Arc<Inner>,
-    /// The active segment's file of each partition.
-    files: Vec<Option<File>>,
-    buffers: Vec<Vec<u8>>,
-    /// Frame positions in each buffer, for the sparse index.
-    frames: Vec<Vec<u32>>,
-    last_retention: Instant,
-}
-
-impl Writer {
-    fn new(inner: Arc<Inner>) -> Self {
-        let n = inner.partitions.len();
-        Writer {
-            inner,
-            files: (0..n).map(|_| None).collect(),
-            buffers: vec![Vec::new(); n],
-            frames: vec![Vec::new(); n],
-            last_retention: Instant::now(),
-        }
-    }
-
-    fn run(mut self) {
-        loop {
-            let (appends, stop) = {
-                let mut queue = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
-                while queue.appends.is_empty() && !queue.stop {
-                    let (q, _) = self
-                        .inner
-                        .queued
-                        .wait_timeout(queue, RETENTION_EVERY)
-                        .unwrap_or_else(|e| e.into_inner());
-                    queue = q;
-                    if self.last_retention.elapsed() >= RETENTION_EVERY {
-                        break;
-                    }
-                }
-                (std::mem::take(&mut queue.appends), queue.stop)
-            };
-            if !appends.is_empty() {
-                let records: usize = appends.iter().map(|(r, _)| r.len()).sum();
-                let outcome = self.write(&appends);
-                if let Err(reason) = &outcome {
-                    tracing::error!(error = %reason, "event log write failed");
-                }
-                self.inner.in_flight.fetch_sub(records, Ordering::SeqCst);
-                for (_, waiter) in appends {
-                    let _ = waiter.send(outcome.clone().map_err(AppendError::Unavailable));
-                }
-            }
-            if self.last_retention.elapsed() >= RETENTION_EVERY {
-                self.last_retention = Instant::now();
-                enforce_retention(&self.inner);
-            }
-            if stop
-                && self
-                    .inner
-                    .queue
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .appends
-                    .is_empty()
-            {
-                return;
-            }
-        }
-    }
-
-    /// Writes and syncs one group of appends; on failure every touched file is cut back.
-    fn write(&mut self, appends: &[(Vec<Record>, Waiter)]) -> Result<(), String> {
-        if let Some(reason) = self
-            .inner
-            .failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Err(reason);
-        }
-        let n = self.inner.partitions.len() as u32;
-        for (records, _) in appends {
-            for record in records {
-                let p = partition_for(&record.key, n) as usize;
-                self.frames[p].push(self.buffers[p].len() as u32);
-                segment::encode(
-                    &record.key,
-                    &record.value,
-                    record.trace.as_deref(),
-                    &mut self.buffers[p],
-                );
-            }
-        }
-        // (partition, segment index, previous length) of every file written.
-        let mut touched = Vec::new();
-        let mut result = Ok(());
-        for p in 0..n as usize {
-            if self.buffers[p].is_empty() {
-                continue;
-            }
-            let written = self.prepare(p).and_then(|at| {
-                touched.push((p, at));
-                self.write_at(p, at)
-            });
-            if let Err(e) = written {
-                result = Err(format!("partition {p}: {e}"));
-                break;
-            }
-        }
-        if let Err(reason) = result {
-            self.undo(&touched);
-            for p in 0..n as usize {
-                self.buffers[p].clear();
-                self.frames[p].clear();
-            }
-            return Err(reason);
-        }
-        // Everything is durable: publish.
-        let now = SystemTime::now();
-        for &(p, previous) in &touched {
-            let mut segments = self.inner.partitions[p]
-                .segments
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            let Some(active) = segments.last_mut() else {
-                continue;
-            };
-            for (k, &frame) in self.frames[p].iter().enumerate() {
-                let record = active.records + k as u64;
-                if record.is_multiple_of(segment::INDEX_EVERY) {
-                    active.index.push((record, previous + u64::from(frame)));
-                }
-            }
-            active.records += self.frames[p].len() as u64;
-            active.bytes = previous + self.buffers[p].len() as u64;
-            active.written = now;
-            drop(segments);
-            self.buffers[p].clear();
-            self.frames[p].clear();
-        }
-        self.inner.flushes.fetch_add(1, Ordering::Relaxed);
-        self.inner.notify_readers();
-        Ok(())
-    }
-
-    /// Opens the segment partition `p`'s buffer goes to: the active one, or a new one if the
-    /// active one is full. Returns the position to write at (the segment's durable length).
-    fn prepare(&mut self, p: usize) -> std::io::Result<u64> {
-        let partition = &self.inner.partitions[p];
-        let (active_bytes, active_records, active_end, active_path) = {
-            let segments = partition.segments.read().unwrap_or_else(|e| e.into_inner());
-            let Some(active) = segments.last() else {
-                return Err(std::io::Error::other("a partition without segments"));
-            };
-            (
-                active.bytes,
-                active.records,
-                active.end(),
-                active.path.clone(),
-            )
-        };
-        let incoming = self.buffers[p].len() as u64;
-        if active_records > 0 && active_bytes + incoming > self.inner.config.segment_bytes {
-            let path = partition.dir.join(segment::file_name(active_end));
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(&path)?;
-            sync_dir(&partition.dir)?;
-            partition
-                .segments
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Segment {
-                    base: active_end,
-                    records: 0,
-                    bytes: 0,
-                    index: Vec::new(),
-                    path,
-                    written: SystemTime::now(),
-                });
-            self.files[p] = Some(file);
-            return Ok(0);
-        }
-        if self.files[p].is_none() {
-            self.files[p] = Some(
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open(&active_path)?,
-            );
-        }
-        Ok(active_bytes)
-    }
-
-    fn write_at(&self, p: usize, at: u64) -> std::io::Result<()> {
-        let Some(file) = self.files[p].as_ref() else {
-            return Err(std::io::Error::other("the segment is not open"));
-        };
-        file.write_all_at(&self.buffers[p], at)?;
-        file.sync_data()
-    }
-
-    /// Cuts every touched file (the failed one included) back to its previous length. If that fails too, the log stops
-    /// taking appends (what is on disk past the durable end would otherwise be read later).
-    fn undo(&mut self, touched: &[(usize, u64)]) {
-        for &(p, previous) in touched {
-            let cut = self.files[p]
-                .as_ref()
-                .map(|f| f.set_len(previous).and_then(|()| f.sync_data()));
-            if let Some(Err(e)) = cut {
-                let reason = format!("the event log could not undo a failed write: {e}");
-                tracing::error!(%reason);
-                *self.inner.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
-            }
-        }
-    }
 }

@@ -18,6 +18,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use primitives::retry::Backoff;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, OAuthToken};
@@ -25,7 +26,6 @@ use rdkafka::error::KafkaError;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use service_common::retry::Backoff;
 
 /// How the brokers are reached (`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,24 +42,33 @@ pub enum Security {
 impl Security {
     /// From Kafka's `security.protocol` (`plaintext`, `ssl`, `sasl_ssl`) and SASL mechanism
     /// (`AWS_MSK_IAM`, the only one supported), case-insensitive.
-    pub fn parse(protocol: &str, mechanism: Option<&str>) -> Result<Security, String> {
+    pub fn parse(protocol: &str, mechanism: Option<&str>) -> Result<Security, SecurityError> {
         let mechanism = mechanism.map(str::trim).filter(|m| !m.is_empty());
         match (protocol.trim().to_ascii_lowercase().as_str(), mechanism) {
             ("plaintext", None) => Ok(Security::Plaintext),
             ("ssl", None) => Ok(Security::Tls),
             ("sasl_ssl", Some(m)) if m.eq_ignore_ascii_case("AWS_MSK_IAM") => Ok(Security::MskIam),
-            ("sasl_ssl", Some(m)) => Err(format!(
-                "the SASL mechanism {m:?} is not supported (AWS_MSK_IAM is)"
-            )),
-            ("sasl_ssl", None) => Err("sasl_ssl needs a SASL mechanism (AWS_MSK_IAM)".into()),
-            ("plaintext" | "ssl", Some(m)) => Err(format!(
-                "the SASL mechanism {m:?} needs the security protocol sasl_ssl"
-            )),
-            (other, _) => Err(format!(
-                "the security protocol {other:?} is not one of plaintext, ssl, sasl_ssl"
-            )),
+            ("sasl_ssl", Some(m)) => Err(SecurityError::UnsupportedMechanism(m.to_owned())),
+            ("sasl_ssl", None) => Err(SecurityError::MissingMechanism),
+            ("plaintext" | "ssl", Some(m)) => {
+                Err(SecurityError::MechanismWithoutSasl(m.to_owned()))
+            }
+            (other, _) => Err(SecurityError::UnknownProtocol(other.to_owned())),
         }
     }
+}
+
+/// A security setting [`Security::parse`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecurityError {
+    #[error("the SASL mechanism {0:?} is not supported (AWS_MSK_IAM is)")]
+    UnsupportedMechanism(String),
+    #[error("sasl_ssl needs a SASL mechanism (AWS_MSK_IAM)")]
+    MissingMechanism,
+    #[error("the SASL mechanism {0:?} needs the security protocol sasl_ssl")]
+    MechanismWithoutSasl(String),
+    #[error("the security protocol {0:?} is not one of plaintext, ssl, sasl_ssl")]
+    UnknownProtocol(String),
 }
 
 /// The Kafka cluster every client of a process talks to: where, how, and the replication
@@ -475,7 +484,9 @@ mod tests {
             ),
             ("sasl_plaintext", Some("AWS_MSK_IAM"), "is not one of"),
         ] {
-            let error = Security::parse(protocol, mechanism).unwrap_err();
+            let error = Security::parse(protocol, mechanism)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(refusal), "{protocol} {mechanism:?}: {error}");
         }
     }

@@ -27,7 +27,6 @@ use prometheus_client::registry::Registry;
 use service_common::http_metrics::HttpMetrics;
 use service_common::{Ops, ReadyCheck};
 use service_db::{Db, DbError, Migrations, now_us};
-use sqlx::Row;
 
 pub use keys::Keys;
 pub use routes::openapi;
@@ -141,7 +140,7 @@ pub async fn build(
 pub async fn ensure_admin(db: &Db, password: &str) -> Result<(), DbError> {
     let hash = passwords::hash(password.to_owned())
         .await
-        .map_err(DbError::Other)?;
+        .map_err(|e| DbError::Other(e.to_string()))?;
     let id = service_db::new_id();
     sqlx::query(
         "INSERT INTO users (id, username, name, password_hash, role, subject, created_at) \
@@ -160,7 +159,7 @@ pub async fn ensure_admin(db: &Db, password: &str) -> Result<(), DbError> {
 pub async fn ensure_client(db: &Db, id: &str, secret: &str, scopes: &str) -> Result<(), DbError> {
     let hash = passwords::hash(secret.to_owned())
         .await
-        .map_err(DbError::Other)?;
+        .map_err(|e| DbError::Other(e.to_string()))?;
     sqlx::query(
         "INSERT INTO clients (id, secret_hash, scopes, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, scopes = excluded.scopes",
@@ -172,12 +171,4 @@ pub async fn ensure_client(db: &Db, id: &str, secret: &str, scopes: &str) -> Res
     .execute(db.pool())
     .await?;
     Ok(())
-}
-
-/// Whether the administrator exists.
-pub async fn has_admin(db: &Db) -> Result<bool, DbError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE username = 'admin'")
-        .fetch_one(db.pool())
-        .await?;
-    Ok(row.try_get::<i64, _>("n")? > 0)
 }

@@ -68,17 +68,22 @@ pub fn weakness(password: &str) -> Option<&'static str> {
     None
 }
 
+/// A password could not be hashed (the hasher failed, or its thread did).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the password: {0}")]
+pub struct HashError(String);
+
 /// The argon2id hash of `password` (off the async threads: it takes tens of milliseconds).
-pub async fn hash(password: String) -> Result<String, String> {
+pub async fn hash(password: String) -> Result<String, HashError> {
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
+            .map_err(|e| HashError(e.to_string()))
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| HashError(e.to_string()))?
 }
 
 /// Whether `password` matches `hash`.

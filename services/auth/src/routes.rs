@@ -151,7 +151,7 @@ async fn register(
     let customer_id = body["id"].as_str().unwrap_or_default().to_owned();
     let hash = passwords::hash(input.password)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let inserted = sqlx::query(
         "INSERT INTO users (id, username, name, password_hash, role, subject, created_at) \
          VALUES ($1, $2, $3, $4, 'customer', $5, $6) ON CONFLICT (username) DO NOTHING",

@@ -20,7 +20,8 @@ pub mod docs;
 pub mod http_metrics;
 pub mod process_metrics;
 pub mod rest;
-pub mod retry;
+/// The one backoff policy of the workspace (the `primitives` crate's).
+pub use primitives::retry;
 mod server;
 pub mod telemetry;
 

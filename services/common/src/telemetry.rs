@@ -93,15 +93,22 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    fn parse(value: &str) -> Result<LogFormat, String> {
+    fn parse(value: &str) -> Result<LogFormat, TelemetryError> {
         match value {
             "" | "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            other => Err(format!(
-                "ECOM_LOG_FORMAT must be `text` or `json` (got {other:?})"
-            )),
+            other => Err(TelemetryError::LogFormat(other.to_owned())),
         }
     }
+}
+
+/// Telemetry could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("ECOM_LOG_FORMAT must be `text` or `json` (got {0:?})")]
+    LogFormat(String),
+    #[error("cannot set up the OTLP exporter: {0}")]
+    Exporter(String),
 }
 
 /// The spans whose fields every log line inside them shows: a request's (`request_id`,
@@ -148,12 +155,12 @@ fn otlp_configured() -> bool {
 
 /// Logs at `info` (or `RUST_LOG`), and traces if configured, for the process `service`
 /// (the traces' `service.name` unless `OTEL_SERVICE_NAME` says otherwise).
-pub fn init(service: &'static str) -> Result<Telemetry, String> {
+pub fn init(service: &'static str) -> Result<Telemetry, TelemetryError> {
     init_at(service, "info")
 }
 
 /// As [`init`], logging at `level` unless `RUST_LOG` is set.
-pub fn init_at(service: &'static str, level: &str) -> Result<Telemetry, String> {
+pub fn init_at(service: &'static str, level: &str) -> Result<Telemetry, TelemetryError> {
     init_with(service, level, LogFormat::Text)
 }
 
@@ -163,7 +170,7 @@ pub fn init_with(
     service: &'static str,
     level: &str,
     format: LogFormat,
-) -> Result<Telemetry, String> {
+) -> Result<Telemetry, TelemetryError> {
     let format = match std::env::var("ECOM_LOG_FORMAT") {
         Ok(value) if !value.is_empty() => LogFormat::parse(&value)?,
         _ => format,
@@ -203,11 +210,11 @@ pub fn init_with(
     Ok(Telemetry { provider })
 }
 
-fn provider(service: &'static str) -> Result<SdkTracerProvider, String> {
+fn provider(service: &'static str) -> Result<SdkTracerProvider, TelemetryError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()
-        .map_err(|e| format!("cannot set up the OTLP exporter: {e}"))?;
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
     let name = std::env::var("OTEL_SERVICE_NAME")
         .ok()
         .filter(|n| !n.is_empty())
@@ -488,6 +495,7 @@ mod tests {
         assert!(
             LogFormat::parse("JSON ")
                 .unwrap_err()
+                .to_string()
                 .contains("ECOM_LOG_FORMAT")
         );
     }

@@ -160,6 +160,15 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// The client's address as the gateway determined it, set on every forwarded request.
 pub const CLIENT_IP: &str = "x-real-ip";
 
+/// The gateway cannot be put together.
+#[derive(Debug, thiserror::Error)]
+pub enum PartError {
+    #[error(transparent)]
+    Redis(#[from] limits::BadRedisUrl),
+    #[error("cannot make the HTTP client toward the services: {0}")]
+    Client(String),
+}
+
 /// The gateway's routes: what [`build`] serves. Registers its upstream and rate-limit metrics
 /// in `registry`; its HTTP metrics are `http_metrics`' families, labelled
 /// `service="gateway"` (in a process that also runs the services, beside theirs). Errors for
@@ -168,7 +177,7 @@ pub fn part(
     config: &Config,
     registry: &mut Registry,
     http_metrics: Arc<HttpMetrics>,
-) -> Result<(Router, ReadyCheck), String> {
+) -> Result<(Router, ReadyCheck), PartError> {
     let metrics = upstream::Metrics::register(registry);
     let services = Upstream::ALL
         .into_iter()
@@ -196,7 +205,7 @@ pub fn part(
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(256)
             .build()
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| PartError::Client(e.to_string()))?,
         body: config.body,
         trusted_proxies: config.trusted_proxies,
         local_analytics: config.local_analytics,

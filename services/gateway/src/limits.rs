@@ -148,6 +148,16 @@ impl Default for RateLimits {
     }
 }
 
+/// A `RATE_LIMITS` spec [`RateLimits::parse`] refuses: which entry, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRateLimits(String);
+
+/// A `REDIS_URL` that is not a Redis URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("REDIS_URL: {0}")]
+pub struct BadRedisUrl(pub String);
+
 impl RateLimits {
     /// No limits at all.
     pub fn off() -> Self {
@@ -160,7 +170,11 @@ impl RateLimits {
     /// order, where WHO is `anonymous`, `person`, `client` or `*`, CLASS one of `auth`, `read`,
     /// `write`, `events`, `analytics` (all when left out), and RATE `100/s`, `6000/min:200`
     /// (with a burst) or `off`. The empty spec, or `off` alone, are also accepted.
-    pub fn parse(spec: &str) -> Result<RateLimits, String> {
+    pub fn parse(spec: &str) -> Result<RateLimits, BadRateLimits> {
+        Self::parse_spec(spec).map_err(BadRateLimits)
+    }
+
+    fn parse_spec(spec: &str) -> Result<RateLimits, String> {
         let mut limits = RateLimits::default();
         let spec = spec.trim();
         if spec == "off" {
@@ -392,13 +406,13 @@ impl Limiter {
         limits: RateLimits,
         redis: Option<RedisConfig>,
         registry: &mut Registry,
-    ) -> Result<Arc<Limiter>, String> {
+    ) -> Result<Arc<Limiter>, BadRedisUrl> {
         let redis_up = Gauge::default();
         let shared = match redis {
             None => None,
             Some(config) => {
                 let client = redis::Client::open(config.url.as_str())
-                    .map_err(|e| format!("REDIS_URL: {e}"))?;
+                    .map_err(|e| BadRedisUrl(e.to_string()))?;
                 let connection = Arc::new(OnceLock::new());
                 tokio::spawn(connect(
                     client,

@@ -348,13 +348,6 @@ impl Attempt<'_> {
             .observe(self.started.elapsed().as_secs_f64());
         service.settle(self.admission, Some(!failure));
     }
-
-    /// Records a request that ended for the client's reasons (a body too large or too slow):
-    /// nothing about the service.
-    pub fn abandon(mut self) {
-        self.reported = true;
-        self.service.settle(self.admission, None);
-    }
 }
 
 impl Drop for Attempt<'_> {

@@ -12,7 +12,7 @@
 //! is one relay per database file.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use event_log::{EventLog, Record};
@@ -22,6 +22,7 @@ use prometheus_client::registry::Registry;
 use service_common::retry::Backoff;
 use service_db::{Backend, Db, DbError, now_us};
 use sqlx::{Any, Row, Transaction};
+use stream_engine::ActivityEvent;
 use tokio::sync::Notify;
 
 use crate::order::Line;
@@ -40,19 +41,20 @@ pub async fn stage_purchases(
     lines: &[Line],
     created_at_us: i64,
 ) -> Result<(), DbError> {
-    let time = UNIX_EPOCH + Duration::from_micros(created_at_us.max(0) as u64);
-    let timestamp = humantime::format_rfc3339_millis(time).to_string();
     // The order's request: the engine's batch that counts these purchases links to it.
     let trace = service_common::telemetry::current_traceparent();
     for (no, line) in lines.iter().enumerate() {
-        let event = serde_json::json!({
-            "event_id": format!("{order_id}:{no}"),
-            "user_id": customer_id,
-            "product_id": line.product_id,
-            "event_type": "PURCHASE",
-            "timestamp": timestamp,
-            "metadata": {"order_id": order_id, "quantity": line.quantity},
-        });
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("order_id".into(), order_id.into());
+        metadata.insert("quantity".into(), line.quantity.into());
+        let event = ActivityEvent {
+            event_id: Some(format!("{order_id}:{no}")),
+            user_id: customer_id.to_owned(),
+            product_id: line.product_id.clone(),
+            event_type: "PURCHASE".to_owned(),
+            timestamp_ms: created_at_us.div_euclid(1000),
+            metadata: Some(metadata),
+        };
         sqlx::query(
             "INSERT INTO outbox (id, topic, record_key, payload, created_at, traceparent) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -60,7 +62,7 @@ pub async fn stage_purchases(
         .bind(service_db::new_id())
         .bind(topic)
         .bind(&line.product_id)
-        .bind(event.to_string())
+        .bind(event.to_json())
         .bind(created_at_us)
         .bind(trace.as_deref())
         .execute(&mut **tx)

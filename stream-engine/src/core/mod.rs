@@ -5,6 +5,7 @@
 //! [`PartitionEngine::tick`]. That is what lets the property tests compare it with a
 //! brute-force oracle and the benchmarks measure it alone.
 
+pub mod activity;
 pub mod checkpoint;
 pub mod config;
 pub mod decode;
@@ -18,6 +19,7 @@ pub mod prefetch;
 pub mod result;
 pub mod time;
 
+pub use activity::ActivityEvent;
 pub use checkpoint::{Checkpoint, CheckpointError, EngineStats};
 pub use config::{ConfigError, Counting, EngineConfig};
 pub use decode::{Event, RejectReason, Rejection, decode_event, decode_with_serde};

@@ -15,7 +15,7 @@
 
 pub mod cursor;
 mod json;
-pub mod money;
+pub use primitives::money;
 
 pub use cursor::{Page, PageRequest};
 pub use json::{FieldError, Invalid, JsonBody, from_value, parse_json, query};

@@ -1,8 +1,12 @@
 //! The one retry policy of the workspace: exponential backoff with jitter, within a time
 //! budget that restarts whenever the operation makes progress.
 //!
-//! Every client that retries (DynamoDB writes, Kafka deliveries, the embedded log's readers)
-//! uses [`Backoff`] or [`with_retries`], so that the constants live here only.
+//! Every client that waits between attempts (DynamoDB writes, Kafka deliveries, the embedded
+//! log's readers, the CSV import's calls to the gateway) uses [`Backoff`] or [`with_retries`],
+//! so that the constants live here only. The gateway's retry of an idempotent request is
+//! another policy, not a loop over this one: one more attempt at once, inside the caller's own
+//! timeout, drawn from a retry budget proportional to the load (`gateway::upstream`), because a
+//! proxy that sleeps holds its caller's connection for nothing.
 
 use std::future::Future;
 use std::time::{Duration, Instant};

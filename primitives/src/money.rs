@@ -104,13 +104,14 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 /// An amount of money: `{"amount": <integer minor units>, "currency": "<ISO 4217>"}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Money {
     /// Minor units (cents for EUR): an integer, never a fraction.
     pub amount: i64,
     /// An ISO 4217 code such as `EUR`.
-    #[schema(value_type = String, example = "EUR")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "EUR"))]
     pub currency: Currency,
 }
 

@@ -111,36 +111,14 @@ async fn up(args: Args) -> anyhow::Result<()> {
         data_dir: std::path::absolute(&args.data_dir).context("the data directory's path")?,
         ..args
     };
+
+    // Storage: the log's topics, the window store, a database per CRUD service, identities.
     let storage = Storage::open(&args, &engine_config).await?;
     let crud = Crud::open(&args.data_dir).await?;
     let identity = bootstrap_identity(&crud.auth, &args.data_dir).await?;
-    let base = listeners.base_url();
-    let upstreams = listeners.upstreams();
     let keys = auth::Keys::open(crud.auth.clone(), TOKEN_TTL).await?;
-    // Everything that checks tokens reads this process's own key set.
-    let verifier = service_common::auth::VerifierConfig {
-        jwks_url: format!("{}/.well-known/jwks.json", upstreams.auth),
-        issuer: base.clone(),
-        audience: "ecom".to_owned(),
-    };
-    let mut gateway_config = gateway::Config {
-        local_analytics: args.local_analytics,
-        ..args
-            .gateway
-            .config(args.addr, upstreams.clone(), verifier.clone())
-    };
-    gateway_config.status.stream_engine = Some(listeners.engine_url());
-    // The import folder goes through the gateway as the machine client `importer`, as the
-    // Lambda does.
-    let importer = product_import::api::ProductApi::new(product_import::api::ApiConfig {
-        base_url: base.clone(),
-        client_id: "importer".to_owned(),
-        client_secret: identity.importer_secret.clone(),
-        request_timeout: Duration::from_secs(30),
-        retry_budget: Duration::from_secs(120),
-        trace: service_common::telemetry::inject,
-    })?;
-
+    let wiring = Wiring::new(&args, &listeners);
+    let importer = wiring.importer(&identity)?;
     let mut registry = Registry::default();
     let http = HttpMetrics::register(&mut registry);
     registry.register_collector(Box::new(log_metrics::LogMetrics {
@@ -152,166 +130,25 @@ async fn up(args: Args) -> anyhow::Result<()> {
         ("customers", crud.customers.clone()),
         ("orders", crud.orders.clone()),
     ])));
-    let (gateway_routes, gateway_ready) =
-        gateway::part(&gateway_config, &mut registry, http.clone())?;
-    let metrics = Metrics::register(&mut registry);
+    let gateway = gateway::part(&wiring.gateway, &mut registry, http.clone())?;
 
-    // From here on, things run: a failure stops them in order before it is returned.
-    let engine = stream_runtime::start(
-        EngineParts {
-            engine: engine_config.clone(),
-            commit_interval: Duration::from_millis(200),
-            store: storage.store.clone(),
-            log: Arc::new(storage.outputs.clone()),
-            metrics,
-        },
-        {
-            let events = storage.events.clone();
-            move |listener| Ok(events.reader(GROUP, listener))
-        },
-    )?;
-    let feed = Feed::default();
-    let tail = {
-        let results = storage.outputs.results.clone();
-        analytics_api::feed::tail(
-            move |listener| Ok(results.reader("analytics-tail", listener)),
-            feed.clone(),
-        )
-    };
-    let tail = match tail {
-        Ok(tail) => tail,
-        Err(e) => {
-            let _ = engine.stop().await;
-            return Err(e.into());
-        }
-    };
-
-    let watermarks = engine.watermarks();
-    let (ingest_routes, ingest_ready) = ingest::part(
-        storage.events.clone(),
-        ingest::BodyLimits {
-            max_bytes: args.gateway.max_body_bytes(),
-            ..ingest::BodyLimits::default()
-        },
-        Some(ingest::Lateness {
-            partitions: args.partitions,
-            allowed_lateness_ms: engine_config.allowed_lateness.as_millis() as i64,
-            watermark: Arc::new(move |partition| watermarks.get(partition)),
-        }),
-        &mut registry,
-        http.clone(),
-    );
-    let (analytics_routes, analytics_ready) = analytics_api::part(
-        storage.store.clone(),
-        feed,
-        256,
-        &mut registry,
-        http.clone(),
-    );
-    let tokens = auth::TokenConfig {
-        issuer: base.clone(),
-        audience: "ecom".to_owned(),
-        ttl: TOKEN_TTL,
-    };
-    let (auth_routes, auth_ready) = auth::part(
-        crud.auth.clone(),
+    // The engine, then the services over it; from here on, things run, and a failure stops
+    // them in order before it is returned.
+    let (engine, tail, feed) = start_engine(&storage, &engine_config, &mut registry).await?;
+    let services = Services::build(
+        &args,
+        &storage,
+        &crud,
         keys,
-        tokens,
-        upstreams.customers.clone(),
-        &mut registry,
-        http.clone(),
-    );
-    let (catalog_routes, catalog_ready) = catalog::part(crud.catalog.clone(), http.clone());
-    let token_check = service_common::auth::Tokens::new(Some(verifier));
-    let (customers_routes, customers_ready) =
-        customers::part(crud.customers.clone(), token_check.clone(), http.clone());
-    let orders_upstreams = orders::Upstreams::new(orders::UpstreamConfig {
-        catalog_url: upstreams.catalog.clone(),
-        customers_url: upstreams.customers.clone(),
-        timeout: Duration::from_secs(2),
-    });
-    let (orders_routes, orders_ready, relay) = orders::part(
-        crud.orders.clone(),
-        storage.events.clone(),
-        orders_upstreams,
-        INPUT_TOPIC.to_owned(),
-        token_check,
+        &engine,
+        feed,
+        &wiring,
         &mut registry,
         http,
     );
-    let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
-    let relay = tokio::spawn(relay.run(Duration::from_secs(1), async {
-        let _ = relay_stopped.await;
-    }));
-
-    let ready = all_ready(vec![
-        ("gateway", gateway_ready),
-        ("ingest", ingest_ready.clone()),
-        ("stream-engine", engine.ready_check()),
-        ("analytics", analytics_ready.clone()),
-        ("auth", auth_ready.clone()),
-        ("catalog", catalog_ready.clone()),
-        ("customers", customers_ready.clone()),
-        ("orders", orders_ready.clone()),
-    ]);
-    // One registry for the process: every listener's /metrics shows all of it, each with its
-    // own part's readiness.
-    let ops = Ops::new(registry, ready);
-    let (stop_servers, servers_stopping) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut stopping = servers_stopping.clone();
-        async move {
-            let _ = stopping.changed().await;
-        }
-    };
-    let parts = [
-        (auth_routes, auth_ready),
-        (catalog_routes, catalog_ready),
-        (customers_routes, customers_ready),
-        (orders_routes, orders_ready),
-        (ingest_routes, ingest_ready),
-        (analytics_routes, analytics_ready),
-        // The engine has no routes; its listener serves its readiness and the metrics, for
-        // the gateway's status as a separate engine's operations port would.
-        (axum::Router::new(), engine.ready_check()),
-    ];
-    let mut servers = Vec::new();
-    for ((routes, ready), listener) in parts.into_iter().zip(listeners.internal) {
-        let server = service_common::serve_listener(
-            listener,
-            routes,
-            ops.with_ready(ready),
-            service_common::Limits::default(),
-            stopped(),
-        );
-        servers.extend(server.map(|(_, server)| tokio::spawn(server)));
-    }
-    let server = service_common::serve_listener(
-        listeners.public,
-        gateway_routes,
-        ops,
-        gateway_config.server,
-        stopped(),
-    );
-    servers.extend(server.map(|(_, server)| tokio::spawn(server)));
-
-    print_banner(&args, &base, &identity);
-    // The demo posts to ingest directly: it is the platform's own traffic, not a caller's.
-    let demo = (!args.no_demo).then(|| {
-        tokio::spawn(demo::run(
-            format!("{}{}", upstreams.ingest, ingest::ROUTE),
-            args.demo_rate,
-        ))
-    });
-    let printer = tokio::spawn(print_closed_minutes(storage.store.clone(), args.top));
-    let import = tokio::spawn(super::import::watch_folder(
-        args.data_dir.join("import"),
-        importer,
-        product_import::Options {
-            batch_rows: usize::from(args.importer.batch_rows),
-            ..product_import::Options::default()
-        },
-    ));
+    let servers = Servers::start(listeners, services.parts, gateway, &wiring, registry);
+    print_banner(&args, &wiring.base, &identity);
+    let background = Background::start(&args, &wiring, &storage, importer);
 
     let outcome: Result<(), RuntimeError> = tokio::select! {
         () = service_common::shutdown_signal() => {
@@ -320,17 +157,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
         }
         () = engine.stopped() => Ok(()),
     };
-    if let Some(demo) = demo {
-        demo.abort();
-    }
-    printer.abort();
-    import.abort();
-    let _ = stop_servers.send(true);
-    for server in servers {
-        let _ = server.await;
-    }
-    let _ = stop_relay.send(());
-    let _ = relay.await;
+
+    // The stop, from the edges in: no new work, then the services, the relay, the engine
+    // (which stores and checkpoints what it processed), the stores.
+    background.abort();
+    servers.stop().await;
+    services.relay.stop().await;
     let stopped = engine.stop().await;
     drop(tail);
     errln!("{}", storage.summary().await);
@@ -339,6 +171,310 @@ async fn up(args: Args) -> anyhow::Result<()> {
     outcome?;
     stopped?;
     Ok(())
+}
+
+/// Where each part reaches the others, known once every listener is bound.
+struct Wiring {
+    /// The public address's URL (also the tokens' issuer).
+    base: String,
+    upstreams: gateway::UpstreamUrls,
+    /// Everything that checks tokens reads this process's own key set.
+    verifier: service_common::auth::VerifierConfig,
+    gateway: gateway::Config,
+}
+
+impl Wiring {
+    fn new(args: &Args, listeners: &Listeners) -> Wiring {
+        let base = listeners.base_url();
+        let upstreams = listeners.upstreams();
+        let verifier = service_common::auth::VerifierConfig {
+            jwks_url: format!("{}/.well-known/jwks.json", upstreams.auth),
+            issuer: base.clone(),
+            audience: "ecom".to_owned(),
+        };
+        let mut gateway = gateway::Config {
+            local_analytics: args.local_analytics,
+            ..args
+                .gateway
+                .config(args.addr, upstreams.clone(), verifier.clone())
+        };
+        gateway.status.stream_engine = Some(listeners.engine_url());
+        Wiring {
+            base,
+            upstreams,
+            verifier,
+            gateway,
+        }
+    }
+
+    /// The import folder's client: through the gateway as the machine client `importer`, as
+    /// the Lambda goes.
+    fn importer(&self, identity: &Identity) -> anyhow::Result<product_import::api::ProductApi> {
+        Ok(product_import::api::ProductApi::new(
+            product_import::api::ApiConfig {
+                base_url: self.base.clone(),
+                client_id: "importer".to_owned(),
+                client_secret: identity.importer_secret.clone(),
+                request_timeout: Duration::from_secs(30),
+                retry_budget: Duration::from_secs(120),
+                trace: service_common::telemetry::inject,
+            },
+        )?)
+    }
+}
+
+/// Starts the engine on the input topic, and the tail of the results topic that feeds the
+/// analytics API's live stream.
+async fn start_engine(
+    storage: &Storage,
+    config: &stream_engine::EngineConfig,
+    registry: &mut Registry,
+) -> anyhow::Result<(
+    stream_runtime::RunningEngine,
+    analytics_api::feed::Tail,
+    Feed,
+)> {
+    let engine = stream_runtime::start(
+        EngineParts {
+            engine: config.clone(),
+            commit_interval: Duration::from_millis(200),
+            store: storage.store.clone(),
+            log: Arc::new(storage.outputs.clone()),
+            metrics: Metrics::register(registry),
+        },
+        {
+            let events = storage.events.clone();
+            move |listener| Ok(events.reader(GROUP, listener))
+        },
+    )?;
+    let feed = Feed::default();
+    let results = storage.outputs.results.clone();
+    let tail = analytics_api::feed::tail(
+        move |listener| Ok(results.reader("analytics-tail", listener)),
+        feed.clone(),
+    );
+    match tail {
+        Ok(tail) => Ok((engine, tail, feed)),
+        Err(e) => {
+            let _ = engine.stop().await;
+            Err(e.into())
+        }
+    }
+}
+
+/// The services' routes and readiness, in the order of [`Listeners::internal`], and the
+/// orders outbox's relay.
+struct Services {
+    parts: Vec<(axum::Router, service_common::ReadyCheck)>,
+    relay: Relay,
+}
+
+impl Services {
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        args: &Args,
+        storage: &Storage,
+        crud: &Crud,
+        keys: auth::Keys,
+        engine: &stream_runtime::RunningEngine,
+        feed: Feed,
+        wiring: &Wiring,
+        registry: &mut Registry,
+        http: Arc<HttpMetrics>,
+    ) -> Services {
+        let watermarks = engine.watermarks();
+        let ingest = ingest::part(
+            storage.events.clone(),
+            ingest::BodyLimits {
+                max_bytes: args.gateway.max_body_bytes(),
+                ..ingest::BodyLimits::default()
+            },
+            Some(ingest::Lateness {
+                partitions: args.partitions,
+                allowed_lateness_ms: args.engine.allowed_lateness.as_millis() as i64,
+                watermark: Arc::new(move |partition| watermarks.get(partition)),
+            }),
+            registry,
+            http.clone(),
+        );
+        let analytics =
+            analytics_api::part(storage.store.clone(), feed, 256, registry, http.clone());
+        let tokens = auth::TokenConfig {
+            issuer: wiring.base.clone(),
+            audience: "ecom".to_owned(),
+            ttl: TOKEN_TTL,
+        };
+        let auth = auth::part(
+            crud.auth.clone(),
+            keys,
+            tokens,
+            wiring.upstreams.customers.clone(),
+            registry,
+            http.clone(),
+        );
+        let catalog = catalog::part(crud.catalog.clone(), http.clone());
+        let token_check = service_common::auth::Tokens::new(Some(wiring.verifier.clone()));
+        let customers = customers::part(crud.customers.clone(), token_check.clone(), http.clone());
+        let orders_upstreams = orders::Upstreams::new(orders::UpstreamConfig {
+            catalog_url: wiring.upstreams.catalog.clone(),
+            customers_url: wiring.upstreams.customers.clone(),
+            timeout: Duration::from_secs(2),
+        });
+        let (orders_routes, orders_ready, relay) = orders::part(
+            crud.orders.clone(),
+            storage.events.clone(),
+            orders_upstreams,
+            INPUT_TOPIC.to_owned(),
+            token_check,
+            registry,
+            http,
+        );
+        Services {
+            // The order of Upstream::ALL, then the engine's: it has no routes, and its
+            // listener serves its readiness and the metrics, for the gateway's status as a
+            // separate engine's operations port would.
+            parts: vec![
+                auth,
+                catalog,
+                customers,
+                (orders_routes, orders_ready),
+                ingest,
+                analytics,
+                (axum::Router::new(), engine.ready_check()),
+            ],
+            relay: Relay::start(relay),
+        }
+    }
+}
+
+/// The orders outbox's relay, running until stopped.
+struct Relay {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    fn start<L: event_log::EventLog>(relay: orders::outbox::Relay<L>) -> Relay {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(relay.run(Duration::from_secs(1), async {
+            let _ = stopped.await;
+        }));
+        Relay { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Every listener served: each service on its own, the gateway on the public one.
+struct Servers {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Servers {
+    fn start(
+        listeners: Listeners,
+        parts: Vec<(axum::Router, service_common::ReadyCheck)>,
+        (gateway_routes, gateway_ready): (axum::Router, service_common::ReadyCheck),
+        wiring: &Wiring,
+        registry: Registry,
+    ) -> Servers {
+        let names = [
+            "auth",
+            "catalog",
+            "customers",
+            "orders",
+            "ingest",
+            "analytics",
+        ];
+        let mut checks: Vec<(&str, service_common::ReadyCheck)> = vec![("gateway", gateway_ready)];
+        checks.push(("stream-engine", parts[parts.len() - 1].1.clone()));
+        checks.extend(names.iter().zip(&parts).map(|(n, (_, r))| (*n, r.clone())));
+        // One registry for the process: every listener's /metrics shows all of it, each with
+        // its own part's readiness.
+        let ops = Ops::new(registry, all_ready(checks));
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut stopping = stopping.clone();
+            async move {
+                let _ = stopping.changed().await;
+            }
+        };
+        let mut tasks = Vec::new();
+        for ((routes, ready), listener) in parts.into_iter().zip(listeners.internal) {
+            let server = service_common::serve_listener(
+                listener,
+                routes,
+                ops.with_ready(ready),
+                service_common::Limits::default(),
+                stopped(),
+            );
+            tasks.extend(server.map(|(_, server)| tokio::spawn(server)));
+        }
+        let server = service_common::serve_listener(
+            listeners.public,
+            gateway_routes,
+            ops,
+            wiring.gateway.server,
+            stopped(),
+        );
+        tasks.extend(server.map(|(_, server)| tokio::spawn(server)));
+        Servers { stop, tasks }
+    }
+
+    /// Stops taking connections and waits for the requests in flight.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What runs beside the services: the demo traffic, the terminal's closed minutes, the
+/// import folder.
+struct Background {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(
+        args: &Args,
+        wiring: &Wiring,
+        storage: &Storage,
+        importer: product_import::api::ProductApi,
+    ) -> Background {
+        let mut tasks = Vec::new();
+        // The demo posts to ingest directly: it is the platform's own traffic, not a caller's.
+        if !args.no_demo {
+            tasks.push(tokio::spawn(demo::run(
+                format!("{}{}", wiring.upstreams.ingest, ingest::ROUTE),
+                args.demo_rate,
+            )));
+        }
+        tasks.push(tokio::spawn(print_closed_minutes(
+            storage.store.clone(),
+            args.top,
+        )));
+        tasks.push(tokio::spawn(super::import::watch_folder(
+            args.data_dir.join("import"),
+            importer,
+            product_import::Options {
+                batch_rows: usize::from(args.importer.batch_rows),
+                ..product_import::Options::default()
+            },
+        )));
+        Background { tasks }
+    }
+
+    fn abort(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// How long the identity service's tokens last.

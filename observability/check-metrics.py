@@ -20,7 +20,7 @@ import sys
 from expressions import expressions
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CRATES = ["src", "ingest", "event-log", "stream-engine", "result-store", "analytics-api", "services", "lambda-import"]
+CRATES = ["src", "primitives", "ingest", "event-log", "stream-engine", "stream-runtime", "result-store", "analytics-api", "services", "product-import", "lambda-import"]
 REGISTERED = re.compile(r"(?:\.register(?:_with_unit)?|encode_descriptor)\(\s*\"([a-z0-9_]+)\"")
 # Our metric names, not inside a recorded name (`service:http_errors:rate5m`).
 OURS = re.compile(

@@ -53,7 +53,7 @@ def dockerfile_problems(text):
 
 def flags_env(root):
     names = set()
-    for crate in ["src", "ingest", "stream-engine", "analytics-api", "services", "lambda-import"]:
+    for crate in ["src", "ingest", "stream-engine", "stream-runtime", "analytics-api", "services", "product-import", "lambda-import"]:
         for path in (root / crate).rglob("*.rs"):
             names.update(re.findall(r'env = "([A-Z0-9_]+)"', path.read_text()))
     return names

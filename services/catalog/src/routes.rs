@@ -387,3 +387,342 @@ struct ApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     <ApiDoc as utoipa::OpenApi>::openapi()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::header;
+    use serde_json::{Value, json};
+    use service_db::DbError;
+
+    /// The status, `Retry-After` and JSON body `error` answers.
+    async fn render(error: ApiError) -> (StatusCode, Option<String>, Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, retry_after, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    async fn repo_error(e: RepoError) -> (StatusCode, Option<String>, Value) {
+        render(ApiError::from(e)).await
+    }
+
+    fn valid() -> Value {
+        json!({
+            "sku": "MUG-001",
+            "name": "Coffee mug",
+            "description": "A mug.",
+            "category": "kitchen",
+            "price": {"amount": 1299, "currency": "EUR"},
+            "stock_quantity": 12,
+        })
+    }
+
+    /// `valid()` with `patch` merged in (`null` removes a field).
+    fn with(patch: Value) -> Value {
+        let mut body = valid();
+        merge_patch(&mut body, &patch);
+        body
+    }
+
+    /// The rendered refusal of `parse_input(value)`: its status, and its body.
+    async fn refused(value: Value) -> (StatusCode, Value) {
+        let error = parse_input(value).expect_err("refused");
+        let (status, retry_after, body) = render(error).await;
+        assert_eq!(retry_after, None);
+        (status, body)
+    }
+
+    /// The one field a refusal names, as (field, code), after checking it is a 400
+    /// `validation_failed`.
+    async fn refused_field(value: Value) -> (String, String) {
+        let (status, body) = refused(value).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "validation_failed");
+        let fields = body["fields"].as_array().expect("a fields list");
+        assert_eq!(fields.len(), 1, "{body}");
+        (
+            fields[0]["field"].as_str().unwrap().to_owned(),
+            fields[0]["code"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn field(name: &str, code: &str) -> (String, String) {
+        (name.to_owned(), code.to_owned())
+    }
+
+    #[tokio::test]
+    async fn not_found_is_a_404_not_found() {
+        let (status, retry_after, body) = repo_error(RepoError::NotFound).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "not_found");
+        assert_eq!(body["error"]["message"], "no product with this id");
+    }
+
+    #[tokio::test]
+    async fn a_stale_version_is_a_412_precondition_failed_naming_the_current_one() {
+        let (status, retry_after, body) = repo_error(RepoError::Stale { current: 7 }).await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "precondition_failed");
+        assert_eq!(
+            body["error"]["message"],
+            "If-Match does not name the current version (7)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_taken_sku_is_a_409_sku_taken_naming_the_sku() {
+        let (status, retry_after, body) =
+            repo_error(RepoError::SkuTaken("MUG-001".to_owned())).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "sku_taken");
+        assert_eq!(
+            body["error"]["message"],
+            "the SKU \"MUG-001\" belongs to another product"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_database_is_a_503_retried_after_a_second() {
+        let e = RepoError::Db(DbError::Unavailable("pool timed out".to_owned()));
+        let (status, retry_after, body) = repo_error(e).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(body["error"]["code"], "database_unavailable");
+        assert_eq!(
+            body["error"]["message"],
+            "the database did not answer; retry later"
+        );
+    }
+
+    #[tokio::test]
+    async fn another_unique_violation_is_a_409_conflict() {
+        let e = RepoError::Db(DbError::Duplicate("products_pkey".to_owned()));
+        let (status, retry_after, body) = repo_error(e).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "conflict");
+    }
+
+    #[tokio::test]
+    async fn any_other_database_error_is_a_500_that_does_not_leak_the_reason() {
+        let e = RepoError::Db(DbError::Other(
+            "relation \"products\" does not exist".to_owned(),
+        ));
+        let (status, retry_after, body) = repo_error(e).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(
+            body["error"]["message"],
+            "the request failed inside the service"
+        );
+        assert!(!body.to_string().contains("relation"), "{body}");
+    }
+
+    #[test]
+    fn a_valid_body_is_parsed_into_its_fields() {
+        let fields = parse_input(valid()).expect("valid");
+        let p = fields.get();
+        assert_eq!(p.sku, "MUG-001");
+        assert_eq!(p.name, "Coffee mug");
+        assert_eq!(p.description.as_deref(), Some("A mug."));
+        assert_eq!(p.category, "kitchen");
+        assert_eq!((p.price.amount, p.price.currency.code()), (1299, "EUR"));
+        assert_eq!(p.stock_quantity, 12);
+    }
+
+    #[test]
+    fn a_body_without_a_description_is_parsed() {
+        let fields = parse_input(with(json!({"description": null}))).expect("valid");
+        assert_eq!(fields.get().description, None);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_an_object_is_an_invalid_type() {
+        for value in [json!([valid()]), json!(null), json!("MUG-001"), json!(12)] {
+            let (status, body) = refused(value.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+            assert_eq!(body["error"]["code"], "validation_failed", "{value}");
+            assert_eq!(body["fields"][0]["field"], "", "{value}");
+            assert_eq!(body["fields"][0]["code"], "invalid_type", "{value}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_field_is_refused() {
+        assert_eq!(
+            refused_field(with(json!({"colour": "blue"}))).await,
+            field("colour", "unknown_field")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_field_of_the_price_is_refused() {
+        assert_eq!(
+            refused_field(with(json!({"price": {"tax": 20}}))).await,
+            field("price.tax", "unknown_field")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_sku_is_required() {
+        assert_eq!(
+            refused_field(with(json!({"sku": null}))).await,
+            field("sku", "required")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_currency_is_required() {
+        assert_eq!(
+            refused_field(with(json!({"price": {"currency": null}}))).await,
+            field("price.currency", "required")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stock_quantity_in_a_string_is_an_invalid_type() {
+        assert_eq!(
+            refused_field(with(json!({"stock_quantity": "12"}))).await,
+            field("stock_quantity", "invalid_type")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fractional_amount_is_an_invalid_type() {
+        assert_eq!(
+            refused_field(with(json!({"price": {"amount": 12.99}}))).await,
+            field("price.amount", "invalid_type")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_is_a_number_is_an_invalid_type() {
+        assert_eq!(
+            refused_field(with(json!({"name": 42}))).await,
+            field("name", "invalid_type")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stock_quantity_beyond_64_bits_is_an_invalid_value() {
+        assert_eq!(
+            refused_field(with(json!({"stock_quantity": u64::MAX}))).await,
+            field("stock_quantity", "invalid_value")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lower_case_or_unknown_currency_is_an_invalid_value() {
+        for currency in ["eur", "EURO", "XAU", ""] {
+            assert_eq!(
+                refused_field(with(json!({"price": {"currency": currency}}))).await,
+                field("price.currency", "invalid_value"),
+                "{currency:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_currency_that_is_a_number_is_an_invalid_type() {
+        assert_eq!(
+            refused_field(with(json!({"price": {"currency": 978}}))).await,
+            field("price.currency", "invalid_type")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_well_typed_body_with_invalid_fields_lists_them_all() {
+        let (status, body) = refused(with(json!({
+            "sku": "",
+            "name": "",
+            "stock_quantity": -1,
+        })))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "validation_failed");
+        assert_eq!(
+            body["error"]["message"],
+            "sku: must be 1 to 64 characters; name: must not be empty; \
+             stock_quantity: must be from 0 to 1000000000"
+        );
+        let fields: Vec<(&str, &str)> = body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("sku", "invalid_format"),
+                ("name", "required"),
+                ("stock_quantity", "out_of_range"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_valid_batch_item_is_accepted() {
+        let fields = check_item(0, valid()).expect("valid");
+        assert_eq!(fields.get().sku, "MUG-001");
+    }
+
+    #[test]
+    fn an_invalid_batch_item_is_rejected_with_its_index_sku_and_fields() {
+        let rejected = check_item(3, with(json!({"name": ""}))).expect_err("rejected");
+        assert_eq!(rejected.index, 3);
+        assert_eq!(rejected.sku.as_deref(), Some("MUG-001"));
+        assert_eq!(rejected.status, ItemStatus::Rejected);
+        assert_eq!(rejected.id, None);
+        assert_eq!(rejected.code, Some("validation_failed"));
+        assert_eq!(rejected.message.as_deref(), Some("name: must not be empty"));
+        assert_eq!(
+            rejected.fields,
+            [FieldError::new("name", "required", "must not be empty")]
+        );
+    }
+
+    #[test]
+    fn a_batch_item_with_an_unknown_field_is_rejected() {
+        let rejected = check_item(0, with(json!({"colour": "blue"}))).expect_err("rejected");
+        assert_eq!(rejected.code, Some("validation_failed"));
+        assert_eq!(rejected.fields.len(), 1);
+        assert_eq!(
+            (rejected.fields[0].field.as_str(), rejected.fields[0].code),
+            ("colour", "unknown_field")
+        );
+    }
+
+    #[test]
+    fn a_batch_item_that_is_not_an_object_is_rejected_without_a_sku() {
+        let rejected = check_item(1, json!("MUG-001")).expect_err("rejected");
+        assert_eq!(rejected.index, 1);
+        assert_eq!(rejected.sku, None);
+        assert_eq!(rejected.status, ItemStatus::Rejected);
+        assert_eq!(
+            (rejected.fields[0].field.as_str(), rejected.fields[0].code),
+            ("", "invalid_type")
+        );
+    }
+
+    #[test]
+    fn a_batch_item_whose_sku_is_not_a_string_is_rejected_without_a_sku() {
+        let rejected = check_item(0, with(json!({"sku": 7}))).expect_err("rejected");
+        assert_eq!(rejected.sku, None);
+        assert_eq!(
+            (rejected.fields[0].field.as_str(), rejected.fields[0].code),
+            ("sku", "invalid_type")
+        );
+    }
+}

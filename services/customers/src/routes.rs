@@ -300,3 +300,267 @@ struct ApiDoc;
 pub fn openapi() -> utoipa::openapi::OpenApi {
     <ApiDoc as utoipa::OpenApi>::openapi()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use serde_json::{Value, json};
+    use service_db::DbError;
+
+    /// The status, `Retry-After` and JSON body `error` answers.
+    async fn render(error: ApiError) -> (StatusCode, Option<String>, Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, retry_after, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    async fn repo_error(e: RepoError) -> (StatusCode, Option<String>, Value) {
+        render(ApiError::from(e)).await
+    }
+
+    fn valid() -> Value {
+        json!({
+            "name": "Ann Example",
+            "email": "ann@example.com",
+            "phone": "+1 555 0100",
+            "address": "1 Main Street",
+        })
+    }
+
+    /// `valid()` with `patch` merged in (`null` removes a field).
+    fn with(patch: Value) -> Value {
+        let mut body = valid();
+        merge_patch(&mut body, &patch);
+        body
+    }
+
+    /// The rendered refusal of `parse_input(value)`: its status, and its body.
+    async fn refused(value: Value) -> (StatusCode, Value) {
+        let error = parse_input(value).expect_err("refused");
+        let (status, retry_after, body) = render(error).await;
+        assert_eq!(retry_after, None);
+        (status, body)
+    }
+
+    /// The one field a refusal names, as (field, code), after checking it is a 400
+    /// `validation_failed`.
+    async fn refused_field(value: Value) -> (String, String) {
+        let (status, body) = refused(value).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "validation_failed");
+        let fields = body["fields"].as_array().expect("a fields list");
+        assert_eq!(fields.len(), 1, "{body}");
+        (
+            fields[0]["field"].as_str().unwrap().to_owned(),
+            fields[0]["code"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn field(name: &str, code: &str) -> (String, String) {
+        (name.to_owned(), code.to_owned())
+    }
+
+    #[tokio::test]
+    async fn not_found_is_a_404_not_found() {
+        let (status, retry_after, body) = repo_error(RepoError::NotFound).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "not_found");
+        assert_eq!(body["error"]["message"], "no customer with this id");
+    }
+
+    #[tokio::test]
+    async fn a_stale_version_is_a_412_precondition_failed_naming_the_current_one() {
+        let (status, retry_after, body) = repo_error(RepoError::Stale { current: 4 }).await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "precondition_failed");
+        assert_eq!(
+            body["error"]["message"],
+            "If-Match does not name the current version (4)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_taken_email_is_a_409_email_taken_naming_the_email() {
+        let e = RepoError::EmailTaken("Ann@Example.com".to_owned());
+        let (status, retry_after, body) = repo_error(e).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "email_taken");
+        assert_eq!(
+            body["error"]["message"],
+            "the email \"Ann@Example.com\" belongs to another customer"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_database_is_a_503_retried_after_a_second() {
+        let e = RepoError::Db(DbError::Unavailable("connection refused".to_owned()));
+        let (status, retry_after, body) = repo_error(e).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(body["error"]["code"], "database_unavailable");
+        assert_eq!(
+            body["error"]["message"],
+            "the database did not answer; retry later"
+        );
+    }
+
+    #[tokio::test]
+    async fn another_unique_violation_is_a_409_conflict() {
+        let e = RepoError::Db(DbError::Duplicate("customers_pkey".to_owned()));
+        let (status, retry_after, body) = repo_error(e).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "conflict");
+    }
+
+    #[tokio::test]
+    async fn any_other_database_error_is_a_500_that_does_not_leak_the_reason() {
+        let e = RepoError::Db(DbError::Other("no such column: email_folded".to_owned()));
+        let (status, retry_after, body) = repo_error(e).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "internal");
+        assert_eq!(
+            body["error"]["message"],
+            "the request failed inside the service"
+        );
+        assert!(!body.to_string().contains("email_folded"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_creation_is_a_403_forbidden() {
+        let (status, retry_after, body) =
+            render(forbidden("customer records are created by registration")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(retry_after, None);
+        assert_eq!(body["error"]["code"], "forbidden");
+        assert_eq!(
+            body["error"]["message"],
+            "customer records are created by registration"
+        );
+    }
+
+    #[test]
+    fn a_valid_body_is_parsed_into_its_fields_with_the_email_trimmed() {
+        let fields = parse_input(with(json!({"email": "  Ann@Example.com "}))).expect("valid");
+        let c = fields.get();
+        assert_eq!(c.name, "Ann Example");
+        assert_eq!(c.email, "Ann@Example.com");
+        assert_eq!(c.phone.as_deref(), Some("+1 555 0100"));
+        assert_eq!(c.address.as_deref(), Some("1 Main Street"));
+        assert_eq!(fields.email_folded(), "ann@example.com");
+    }
+
+    #[test]
+    fn a_body_without_a_phone_or_an_address_is_parsed() {
+        let fields = parse_input(with(json!({"phone": null, "address": null}))).expect("valid");
+        assert_eq!((&fields.get().phone, &fields.get().address), (&None, &None));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_an_object_is_an_invalid_type() {
+        for value in [
+            json!([valid()]),
+            json!(null),
+            json!("ann@example.com"),
+            json!(true),
+        ] {
+            let (status, body) = refused(value.clone()).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{value}");
+            assert_eq!(body["error"]["code"], "validation_failed", "{value}");
+            assert_eq!(body["fields"][0]["field"], "", "{value}");
+            assert_eq!(body["fields"][0]["code"], "invalid_type", "{value}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_field_is_refused() {
+        assert_eq!(
+            refused_field(with(json!({"password": "hunter2"}))).await,
+            field("password", "unknown_field")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_email_is_required() {
+        assert_eq!(
+            refused_field(with(json!({"email": null}))).await,
+            field("email", "required")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_name_is_required() {
+        assert_eq!(
+            refused_field(with(json!({"name": null}))).await,
+            field("name", "required")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_email_that_is_a_list_is_an_invalid_type() {
+        assert_eq!(
+            refused_field(with(json!({"email": ["ann@example.com"]}))).await,
+            field("email", "invalid_type")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_phone_that_is_a_number_is_an_invalid_type() {
+        assert_eq!(
+            refused_field(with(json!({"phone": 5_550_100}))).await,
+            field("phone", "invalid_type")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_that_is_an_object_is_an_invalid_type() {
+        assert_eq!(
+            refused_field(with(json!({"address": {"street": "Main"}}))).await,
+            field("address", "invalid_type")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_well_typed_body_with_invalid_fields_lists_them_all() {
+        let (status, body) = refused(with(json!({
+            "name": "",
+            "email": "ann",
+            "phone": "call me",
+        })))
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "validation_failed");
+        assert_eq!(
+            body["error"]["message"],
+            "name: must not be empty; email: must be an address such as name@example.com; \
+             phone: must be up to 32 of 0-9 + - ( ) . and spaces"
+        );
+        let fields: Vec<(&str, &str)> = body["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("name", "required"),
+                ("email", "invalid_format"),
+                ("phone", "invalid_format"),
+            ]
+        );
+    }
+}

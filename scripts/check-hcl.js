@@ -1,5 +1,6 @@
-// Every Terraform file parses with HashiCorp's HCL parser and is formatted as `terraform fmt`
-// would leave it (no terraform binary is obtainable here; these are its libraries, built to
+// Every Terraform file (.tf, .tfvars, and .hcl: the environments' partial backend
+// configurations) parses with HashiCorp's HCL parser and is formatted as `terraform fmt` would
+// leave it (no terraform binary is obtainable here; these are its libraries, built to
 // WebAssembly: npm @cdktf/hcl2json and @cdktf/hcl-tools, installed by scripts/servers.sh).
 //
 //   node scripts/check-hcl.js DIR...
@@ -20,7 +21,7 @@ function tfFiles(dir) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
       if (entry.name !== ".terraform") found.push(...tfFiles(full));
-    } else if (entry.name.endsWith(".tf") || entry.name.endsWith(".tfvars")) {
+    } else if ([".tf", ".tfvars", ".hcl"].some((ext) => entry.name.endsWith(ext))) {
       found.push(full);
     }
   }

@@ -25,8 +25,8 @@ applied here: no cluster). Run by scripts/check-k8s.sh.
     outside the cluster's pods (an ipBlock), through the one Ingress, which routes to it alone;
   - the workloads that call AWS have IRSA roles, the engine a Workload Identity account;
   - each overlay's values.env has exactly the keys its kustomization's replacements read, and
-    exactly those the `kubernetes_values` output of every environment of its Terraform tree
-    writes (the file is that output, DEPLOY.md);
+    exactly those the `kubernetes_values` output of its Terraform tree's root module writes
+    (the file is that output, DEPLOY.md);
   - every Argo CD Application syncs automatically with prune and self-heal, from one repository
     and revision, from a path (or Helm value file) that exists in ROOT, into a destination its
     project allows.
@@ -264,9 +264,10 @@ def values_problems(root, overlay):
     if keys != read:
         problems.append(f"{where}/values.env: keys {sorted(keys - read)} are read by no replacement, "
                         f"replacements read {sorted(read - keys)} it lacks")
-    environments = sorted((root / f"terraform-{overlay}" / "environments").glob("*/outputs.tf"))
+    # One root module per tree (terraform-<cloud>/outputs.tf) serves every environment.
+    environments = sorted((root / f"terraform-{overlay}").glob("outputs.tf"))
     if not environments:
-        problems.append(f"{where}: no terraform-{overlay}/environments/*/outputs.tf writes its values.env")
+        problems.append(f"{where}: no terraform-{overlay}/outputs.tf writes its values.env")
     for outputs in environments:
         text = outputs.read_text()
         match = re.search(r'output "kubernetes_values" \{.*?<<-EOT\n(.*?)\n\s*EOT', text, re.S)

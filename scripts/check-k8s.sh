@@ -60,7 +60,7 @@ fresh
 sed -i 's|  - ../../base/analytics|  - ../../base/analytic|' "$copy/k8s/overlays/aws/kustomization.yaml"
 must_fail "an overlay that does not render" "kubectl kustomize fails" check
 fresh
-sed -i '/    DB_SECRET_ARN=/d' "$copy/terraform-aws/environments/dev/outputs.tf"
+sed -i '/    DB_SECRET_ARN=/d' "$copy/terraform-aws/outputs.tf"
 echo "REDIS_URL=redis://cache:6379" >>"$copy/k8s/overlays/gcp/values.env"
 must_fail "a Terraform output that no longer writes a value the overlay reads" \
   "kubernetes_values writes" check

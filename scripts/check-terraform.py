@@ -5,6 +5,10 @@ or provider registry is reachable here, so this reads the .tf files with python-
     target/servers/hcl2/bin/python scripts/check-terraform.py [ROOT] [--tree terraform-gcp]...
 
 ROOT defaults to the repository root; --tree limits the check to the named trees (default both).
+Each tree has ONE root module, the tree's directory itself (terraform-aws/, terraform-gcp/, next
+to modules/), and per environment only environments/<env>/backend.hcl (partial backend
+configuration, `terraform init -reconfigure -backend-config=environments/<env>/backend.hcl`) and
+environments/<env>/terraform.tfvars (`-var-file=environments/<env>/terraform.tfvars`).
 Rules (each one was made to fail on a broken copy of the trees):
   modules     every `module` block has a local source (./ or ../) naming a directory with .tf
               files; it passes only variables that module declares and every variable of it
@@ -12,14 +16,27 @@ Rules (each one was made to fail on a broken copy of the trees):
   references  in every directory, each `var.x` is a declared variable, each `local.x` a defined
               local, each `module.m.o` a module block of that directory whose module declares
               output `o`, each `data.t.n` and `<provider>_<type>.n` a block declared there;
-              terraform.tfvars sets only declared variables and every variable without default;
-              `data.terraform_remote_state.aws.outputs.o` in terraform-gcp/ is an output of the
-              same environment of terraform-aws/ (when both trees are checked);
-  required    the resources the design requires (REQUIRED below), reachable from each
-              environment through its module calls, with the attributes named there;
-  backend     each environment has an s3 backend with key ecom/<env>/<aws|gcp>.tfstate,
-              dynamodb_table and encrypt = true, and all share one bucket, region and lock table;
-  parity      dev and prod of a tree have the same module blocks (name and source).
+  layout      the root module is the tree's directory; environments/ has dev and prod, each
+              holding backend.hcl and terraform.tfvars and no .tf or .tf.json file (the copies of
+              the root module cannot come back); the root holds no terraform.tfvars or
+              *.auto.tfvars (terraform would load it into every environment);
+  tfvars      each environment's terraform.tfvars sets only variables the root declares and every
+              one without a default, sets `environment` to its directory's name, and the
+              environments of a tree set the same variables (parity: the root is shared, so this
+              is what can drift);
+  required    the resources the design requires (REQUIRED below), reachable from the root through
+              its module calls, with the attributes named there, their variables resolved with
+              each environment's terraform.tfvars;
+  backend     the root has exactly one backend, an empty `backend "s3" {}`; each backend.hcl sets
+              only literal values of arguments the s3 backend has, key ecom/<env>/<aws|gcp>.tfstate,
+              bucket, region, dynamodb_table and encrypt = true, and all environments of both
+              trees share one bucket, region and lock table;
+  remote      each `data "terraform_remote_state"` of a root reads, per environment, the bucket
+              and region of that environment's backend.hcl and the key the other tree's same
+              environment writes; each `data.terraform_remote_state.x.outputs.o` is an output
+              of the root it reads (when both trees are checked);
+  paths       files the root reads by a path relative to where terraform runs (PATHS below)
+              resolve, per environment, to the file the build makes.
 Exits 1 printing one `file: problem` line per problem, else prints a summary.
 """
 
@@ -110,6 +127,32 @@ REQUIRED_ROLES = {
 }
 
 STATE_KEY = {"terraform-aws": "aws", "terraform-gcp": "gcp"}
+
+# The environments every tree must have, and what an environment directory holds.
+ENVIRONMENTS = ("dev", "prod")
+BACKEND_FILE, TFVARS_FILE = "backend.hcl", "terraform.tfvars"
+
+# Arguments of Terraform's s3 backend (internal/backend/remote-state/s3/backend.go, ConfigSchema),
+# and those every environment's backend.hcl must set.
+S3_BACKEND_ARGS = {
+    "bucket", "key", "region", "allowed_account_ids", "dynamodb_endpoint",
+    "ec2_metadata_service_endpoint", "ec2_metadata_service_endpoint_mode", "endpoint", "endpoints",
+    "forbidden_account_ids", "iam_endpoint", "sts_endpoint", "sts_region", "encrypt", "acl",
+    "access_key", "secret_key", "kms_key_id", "dynamodb_table", "profile", "retry_mode",
+    "shared_config_files", "shared_credentials_file", "shared_credentials_files", "token",
+    "skip_credentials_validation", "skip_requesting_account_id", "skip_metadata_api_check",
+    "skip_region_validation", "skip_s3_checksum", "sse_customer_key", "workspace_key_prefix",
+    "force_path_style", "use_path_style", "max_retries", "assume_role",
+    "assume_role_with_web_identity", "custom_ca_bundle", "http_proxy", "https_proxy", "no_proxy",
+    "insecure", "use_fips_endpoint", "use_dualstack_endpoint", "use_lockfile",
+}
+S3_BACKEND_REQUIRED = ("bucket", "key", "region", "dynamodb_table", "encrypt")
+
+# Per tree: root variables holding a path relative to the directory terraform runs in (the
+# tree's root), and the file of the repository they must name.
+PATHS = {
+    "terraform-aws": [("lambda_package_path", "target/lambda/lambda-import/bootstrap.zip")],
+}
 
 
 # --- reading python-hcl2 output (bc-python-hcl2 wraps attribute values in one-element lists,
@@ -212,7 +255,7 @@ RE_MODULE = re.compile(rf"(?<![\w.$-])module\.({IDENT})(?:\[[^\]]*\])?(?:\.({IDE
 RE_DATA = re.compile(rf"(?<![\w.$-])data\.({IDENT})\.({IDENT})")
 RE_RESOURCE = re.compile(rf"(?<![\w.$/:-])((?:{PROVIDER_PREFIXES})_[a-z0-9_]+)\.({IDENT})")
 RE_QUOTED = re.compile(r"'([^'$]*)'|\"([^\"$]*)\"")
-RE_REMOTE = re.compile(rf"(?<![\w.$-])data\.terraform_remote_state\.({IDENT})\.outputs\.({IDENT})")
+RE_REMOTE = re.compile(rf"(?<![\w.$-])data\.terraform_remote_state\.({IDENT})(?:\[[^\]]*\])?\.outputs\.({IDENT})")
 
 
 def expressions(text):
@@ -238,6 +281,7 @@ class Dir:
     modules: dict = field(default_factory=dict)  # name -> (body, rel file)
     resources: dict = field(default_factory=dict)  # (type, name) -> (body, rel file)
     data: set = field(default_factory=set)
+    data_bodies: dict = field(default_factory=dict)  # (type, name) -> (body, rel file)
     backends: list = field(default_factory=list)  # (kind, body, rel file)
     tfvars: dict | None = None
     tfvars_rel: str | None = None
@@ -250,7 +294,22 @@ UNKNOWN = object()  # a value computed at apply time
 class Instance:
     dir: Dir
     parent: "Instance | None"
-    call: dict | None  # the module block's body that instantiates dir (None: an environment)
+    call: dict | None  # the module block's body that instantiates dir (None: the root module)
+    tfvars: dict | None = None  # the root's values (an environment's terraform.tfvars)
+
+
+@dataclass
+class Env:
+    """An environment of a tree: the shared root module, its tfvars and its backend settings."""
+
+    name: str
+    path: str
+    rel: str
+    root: Dir
+    tfvars: dict | None = None
+    tfvars_rel: str | None = None
+    backend: dict | None = None
+    backend_rel: str | None = None
 
 
 class Checker:
@@ -258,7 +317,7 @@ class Checker:
         self.root = root
         self.problems = []
         self.dirs = {}
-        self.stats = {"directories": 0, "files": 0, "modules": 0, "references": 0, "required": 0}
+        self.stats = {"directories": 0, "files": 0, "modules": 0, "references": 0, "required": 0, "environments": 0}
 
     def problem(self, rel, text):
         self.problems.append(f"{rel}: {text}")
@@ -347,6 +406,7 @@ class Checker:
                             target[(rtype, rname)] = (body if isinstance(body, dict) else {}, f.rel)
                         else:
                             d.data.add((rtype, rname))
+                            d.data_bodies[(rtype, rname)] = (body if isinstance(body, dict) else {}, f.rel)
         for terraform in doc.get("terraform", []) or []:
             if not isinstance(terraform, dict):
                 continue
@@ -430,16 +490,20 @@ class Checker:
                     if (m.group(1), m.group(2)) not in d.resources:
                         self.problem(f.rel, f"{m.group(1)}.{m.group(2)} is not a resource of {d.rel}")
         if d.tfvars is not None:
-            for name in sorted(set(d.tfvars) - set(d.variables)):
-                self.problem(d.tfvars_rel, f'"{name}" is not a declared variable of {d.rel}')
-            for name, (has_default, *_) in sorted(d.variables.items()):
-                if not has_default and name not in d.tfvars:
-                    self.problem(d.tfvars_rel, f'variable "{name}" has no default and is not set')
+            self.check_tfvars_vars(d, d.tfvars, d.tfvars_rel)
 
-    def instances(self, d, parent=None, call=None, depth=0):
+    def check_tfvars_vars(self, d, tfvars, rel):
+        """A variable file sets only variables of d and every one of them without a default."""
+        for name in sorted(set(tfvars) - set(d.variables)):
+            self.problem(rel, f'"{name}" is not a declared variable of {d.rel}')
+        for name, (has_default, *_) in sorted(d.variables.items()):
+            if not has_default and name not in tfvars:
+                self.problem(rel, f'variable "{name}" of {d.rel} has no default and is not set')
+
+    def instances(self, d, parent=None, call=None, depth=0, tfvars=None):
         """The directory and the module directories it calls, transitively, each with its call
-        (to resolve `var.x` through the module arguments)."""
-        found = [Instance(d, parent, call)]
+        (to resolve `var.x` through the module arguments); tfvars: the root's values."""
+        found = [Instance(d, parent, call, tfvars)]
         if depth > 8:
             return found
         for _, (body, _) in sorted(d.modules.items()):
@@ -465,8 +529,8 @@ class Checker:
             return self.resolve(inst, d.locals[name], depth + 1) if name in d.locals else UNKNOWN
         if inst.call is not None and name in inst.call:
             return self.resolve(inst.parent, inst.call[name], depth + 1)
-        if inst.call is None and d.tfvars is not None and name in d.tfvars:
-            return literal(d.tfvars[name])
+        if inst.call is None and inst.tfvars is not None and name in inst.tfvars:
+            return literal(inst.tfvars[name])
         if name in d.variables and d.variables[name][0]:
             return self.resolve(inst, d.variables[name][2], depth + 1)
         return UNKNOWN
@@ -495,7 +559,7 @@ class Checker:
         return failed
 
     def check_required(self, tree, env):
-        insts = self.instances(env)
+        insts = self.instances(env.root, tfvars=env.tfvars)
         resources = [(t, n, body, rel, inst) for inst in insts for (t, n), (body, rel) in inst.dir.resources.items()]
         for rtype, minimum, conditions, mode in REQUIRED.get(tree, []):
             self.stats["required"] += 1
@@ -539,58 +603,183 @@ class Checker:
             if not named and not (computed and workload in tokens):
                 self.problem(env.rel, f'no aws_iam_role named "ecom-${{env}}-{workload}" reachable from here')
 
-    def check_backend(self, tree, envname, env, shared):
-        s3 = [(body, rel) for kind, body, rel in env.backends if kind == "s3"]
-        if not s3:
-            kinds = [kind for kind, _, _ in env.backends]
-            self.problem(env.rel, f'no backend "s3" (found {kinds or "none"})')
+    # --- layout, environments, backends ---
+
+    def load_envs(self, tree, root):
+        """The environments of a tree (environments/<env>/), each checked for its files."""
+        envs = {}
+        env_base = os.path.join(root.path, "environments")
+        names = sorted(n for n in os.listdir(env_base) if os.path.isdir(os.path.join(env_base, n))) \
+            if os.path.isdir(env_base) else []
+        for name in ENVIRONMENTS:
+            if name not in names:
+                self.problem(f"{root.rel}/environments/{name}", "missing")
+        for name in names:
+            path = os.path.join(env_base, name)
+            env = Env(name=name, path=path, rel=self.rel(path), root=root)
+            envs[name] = env
+            self.stats["environments"] += 1
+            for entry in sorted(os.listdir(path)):
+                if entry.endswith((".tf", ".tf.json")):
+                    self.problem(
+                        self.rel(os.path.join(path, entry)),
+                        f"an environment holds no .tf file: the root module is {root.rel}/, "
+                        f"an environment only {BACKEND_FILE} and {TFVARS_FILE}",
+                    )
+            for file, attr in ((TFVARS_FILE, "tfvars"), (BACKEND_FILE, "backend")):
+                full = os.path.join(path, file)
+                if not os.path.isfile(full):
+                    self.problem(env.rel, f"no {file}")
+                    continue
+                doc = self.parse(full)
+                if doc is not None:
+                    setattr(env, attr, {k: v for k, v in doc.items() if not k.startswith("__")})
+                    setattr(env, attr + "_rel", self.rel(full))
+        return envs
+
+    def check_root_files(self, root):
+        """A root's terraform.tfvars or *.auto.tfvars would be loaded into every environment."""
+        for name in sorted(os.listdir(root.path)):
+            if name == TFVARS_FILE or name.endswith((".auto.tfvars", ".auto.tfvars.json")):
+                self.problem(
+                    self.rel(os.path.join(root.path, name)),
+                    "terraform loads it into every environment: values go in environments/<env>/terraform.tfvars",
+                )
+
+    def check_env_tfvars(self, env):
+        if env.tfvars is None:
             return
-        body, rel = s3[0]
+        self.check_tfvars_vars(env.root, env.tfvars, env.tfvars_rel)
+        value = literal(env.tfvars.get("environment"))
+        if "environment" in env.root.variables and value != env.name:
+            self.problem(env.tfvars_rel, f'environment is {value!r}, want {env.name!r} (its directory)')
+
+    def check_tfvars_parity(self, envs):
+        names = sorted(n for n, e in envs.items() if e.tfvars is not None)
+        for other in names[1:]:
+            a, b = set(envs[names[0]].tfvars), set(envs[other].tfvars)
+            for name in sorted(a - b):
+                self.problem(envs[other].tfvars_rel, f'"{name}" is set in {envs[names[0]].tfvars_rel}, not here')
+            for name in sorted(b - a):
+                self.problem(envs[other].tfvars_rel, f'"{name}" is set here, not in {envs[names[0]].tfvars_rel}')
+
+    def check_root_backend(self, root):
+        """The root has one backend, `backend "s3" {}`, empty: the settings are per environment."""
+        if len(root.backends) != 1 or root.backends[0][0] != "s3":
+            kinds = [kind for kind, _, _ in root.backends]
+            self.problem(root.rel, f'want exactly one backend "s3" {{}} (found {kinds or "none"})')
+        for kind, body, rel in root.backends:
+            set_here = sorted(k for k in body if not k.startswith("__"))
+            if set_here:
+                self.problem(
+                    rel,
+                    f'backend "{kind}" sets {set_here}: the root\'s block stays empty, every setting is '
+                    f"in environments/<env>/{BACKEND_FILE}",
+                )
+
+    def check_backend(self, tree, env, shared):
+        body, rel = env.backend, env.backend_rel
+        if body is None:
+            return
+        for name, value in sorted(body.items()):
+            if name not in S3_BACKEND_ARGS:
+                self.problem(rel, f'"{name}" is not an argument of the s3 backend')
+            if any("${" in text for text in strings(value)):
+                self.problem(rel, f'"{name}": a backend configuration takes literal values only, no expression')
+        for name in S3_BACKEND_REQUIRED:
+            if name not in body:
+                what = " (state lock)" if name == "dynamodb_table" else ""
+                self.problem(rel, f'backend "s3": no {name}{what}')
         key = literal(body.get("key"))
-        want = f"ecom/{envname}/{STATE_KEY[tree]}.tfstate"
-        if key != want:
+        want = f"ecom/{env.name}/{STATE_KEY[tree]}.tfstate"
+        if "key" in body and key != want:
             self.problem(rel, f'backend "s3": key is {key!r}, want {want!r}')
-        if not isinstance(literal(body.get("dynamodb_table")), str):
-            self.problem(rel, 'backend "s3": no dynamodb_table (state lock)')
-        if literal(body.get("encrypt")) is not True:
+        if "encrypt" in body and literal(body.get("encrypt")) is not True:
             self.problem(rel, 'backend "s3": encrypt is not true')
         shared.append(
             (literal(body.get("bucket")), literal(body.get("dynamodb_table")), literal(body.get("region")), rel)
         )
 
-    def check_parity(self, tree, envs):
-        def calls(env):
-            out = set()
-            for name, (body, _) in env.modules.items():
-                out.add((name, literal(body.get("source"))))
-            return out
+    def check_remote_states(self, tree, root, envs, all_envs, trees):
+        """Each terraform_remote_state reads, per environment, where the other tree writes."""
+        writers = {}  # backend key -> (tree, env)
+        read = set()  # (data source name, the root it reads)
+        for t, (_, t_envs, _) in all_envs.items():
+            for e in t_envs.values():
+                if e.backend is not None:
+                    writers[literal(e.backend.get("key"))] = (t, e)
+        for (rtype, rname), (body, rel) in sorted(root.data_bodies.items()):
+            if rtype != "terraform_remote_state":
+                continue
+            backend = literal(body.get("backend"))
+            if backend != "s3":
+                self.problem(rel, f"data.terraform_remote_state.{rname}: backend {backend!r}, want 's3' (the state bucket)")
+                continue
+            config = body.get("config")
+            config = config[0] if isinstance(config, list) and config and isinstance(config[0], dict) else config
+            if not isinstance(config, dict):
+                self.problem(rel, f"data.terraform_remote_state.{rname}: no config")
+                continue
+            for env in envs.values():
+                if env.backend is None or env.tfvars is None:
+                    continue
+                inst = Instance(root, None, None, env.tfvars)
+                where = f"data.terraform_remote_state.{rname} (with {env.tfvars_rel})"
+                for arg in ("bucket", "region"):
+                    value = self.resolve(inst, config.get(arg))
+                    mine = literal(env.backend.get(arg))
+                    if value != mine:
+                        shown = "(computed)" if value is UNKNOWN else repr(value)
+                        self.problem(rel, f"{where}: {arg} is {shown}, the backend's is {mine!r} ({env.backend_rel})")
+                key = self.resolve(inst, config.get("key"))
+                if not isinstance(key, str) or "${" in key:
+                    self.problem(rel, f"{where}: key {key if isinstance(key, str) else '(computed)'} is not known")
+                    continue
+                writer = writers.get(key)
+                other = [t for t in trees if t != tree]
+                if writer is None:
+                    if other and all(t in all_envs for t in other):
+                        self.problem(rel, f"{where}: key {key!r} is the state of no environment of {', '.join(other)}")
+                    continue
+                t, e = writer
+                if t == tree or e.name != env.name:
+                    self.problem(rel, f"{where}: key {key!r} is the state of {e.rel}, not of the other tree's {env.name}")
+                    continue
+                read.add((rname, e.root.path))
+        for rname, path in sorted(read):
+            self.check_remote_outputs(root, rname, self.dirs[path])
 
-        names = sorted(envs)
-        if len(names) < 2:
-            return
-        base = names[0]
-        for other in names[1:]:
-            a, b = calls(envs[base]), calls(envs[other])
-            for name, source in sorted(a - b, key=str):
-                self.problem(envs[other].rel, f'module "{name}" ({source}) of {base} is not called here')
-            for name, source in sorted(b - a, key=str):
-                self.problem(envs[other].rel, f'module "{name}" ({source}) is not called in {base}')
+    def check_remote_outputs(self, root, rname, other_root):
+        for f in root.files:
+            for text in strings(f.doc):
+                for m in RE_REMOTE.finditer(expressions(text)):
+                    if m.group(1) != rname:
+                        continue
+                    self.stats["references"] += 1
+                    if m.group(2) not in other_root.outputs:
+                        self.problem(
+                            f.rel,
+                            f'{other_root.rel} declares no output "{m.group(2)}" (read as '
+                            f"data.terraform_remote_state.{rname}.outputs.{m.group(2)})",
+                        )
 
-    def check_remote_outputs(self, gcp_envs, aws_envs):
-        for envname, env in gcp_envs.items():
-            aws = aws_envs.get(envname)
-            if aws is not None and not aws.files:
-                continue  # reported: no .tf file
-            for f in env.files:
-                for text in strings(f.doc):
-                    for m in RE_REMOTE.finditer(expressions(text)):
-                        if m.group(1) != "aws":
-                            continue
-                        self.stats["references"] += 1
-                        if aws is None:
-                            self.problem(f.rel, f"data.terraform_remote_state.aws: no terraform-aws/environments/{envname}")
-                        elif m.group(2) not in aws.outputs:
-                            self.problem(f.rel, f'{aws.rel} declares no output "{m.group(2)}" (read as data.terraform_remote_state.aws.outputs.{m.group(2)})')
+    def check_paths(self, tree, env):
+        for var, want in PATHS.get(tree, []):
+            if var not in env.root.variables:
+                self.problem(env.root.rel, f'no variable "{var}" (the path of {want})')
+                continue
+            value = self.resolve(Instance(env.root, None, None, env.tfvars or {}), f"${{var.{var}}}")
+            if not isinstance(value, str) or value is UNKNOWN:
+                self.problem(env.tfvars_rel or env.rel, f'variable "{var}" is not a literal path')
+                continue
+            target = os.path.normpath(os.path.join(env.root.path, value))
+            if target != os.path.normpath(os.path.join(self.root, want)):
+                where = env.tfvars_rel if env.tfvars and var in env.tfvars else env.root.variables[var][1]
+                self.problem(
+                    f"{where} (for {env.rel})",
+                    f'variable "{var}" is {value!r}: from {env.root.rel}/, where terraform runs, that is '
+                    f"{self.rel(target)}, not {want}",
+                )
 
     def run(self, trees):
         envs_by_tree = {}
@@ -602,6 +791,9 @@ class Checker:
             tf_dirs = []
             for dirpath, dirnames, filenames in os.walk(base):
                 dirnames[:] = sorted(n for n in dirnames if n != ".terraform" and not n.startswith("."))
+                if dirpath == base:
+                    # environments/ holds values, not modules (a .tf file there is refused below)
+                    dirnames[:] = [n for n in dirnames if n != "environments"]
                 if any(n.endswith(".tf") for n in filenames):
                     tf_dirs.append(dirpath)
             if not tf_dirs:
@@ -615,37 +807,36 @@ class Checker:
                     self.check_references(d)
                 except Exception as e:  # noqa: BLE001 - report, never crash on a half-written tree
                     self.problem(d.rel, f"could not be analysed: {type(e).__name__}: {e}")
-            env_base = os.path.join(base, "environments")
-            envs = {}
-            if os.path.isdir(env_base):
-                for name in sorted(os.listdir(env_base)):
-                    if os.path.isdir(os.path.join(env_base, name)):
-                        envs[name] = self.load_dir(os.path.join(env_base, name))
-            for name in ("dev", "prod"):
-                if name not in envs:
-                    self.problem(f"{tree}/environments/{name}", "missing")
+            root = self.load_dir(base)
+            if not root.files:
+                self.problem(tree, f"no root module: the root's .tf files are directly in {tree}/")
+                continue
+            self.check_root_files(root)
+            self.check_root_backend(root)
+            envs = self.load_envs(tree, root)
             shared = []
             for name, env in envs.items():
-                if not env.files:
-                    self.problem(env.rel, "no .tf file")
-                    continue
                 try:
+                    self.check_env_tfvars(env)
                     self.check_required(tree, env)
-                    self.check_backend(tree, name, env, shared)
+                    self.check_backend(tree, env, shared)
+                    self.check_paths(tree, env)
                 except Exception as e:  # noqa: BLE001
                     self.problem(env.rel, f"could not be analysed: {type(e).__name__}: {e}")
-            self.check_parity(tree, envs)
-            envs_by_tree[tree] = (envs, shared)
+            self.check_tfvars_parity(envs)
+            envs_by_tree[tree] = (root, envs, shared)
         # one state bucket and one lock table for every environment of every tree
-        shared = [s for _, (_, sh) in envs_by_tree.items() for s in sh]
+        shared = [s for _, (_, _, sh) in envs_by_tree.items() for s in sh]
         for what, index in (("bucket", 0), ("dynamodb_table", 1), ("region", 2)):
             values = {s[index] for s in shared}
             if len(values) > 1:
                 for s in shared:
                     self.problem(s[3], f'backend "s3": {what} {s[index]!r} is not shared by all environments ({sorted(map(str, values))})')
-        if "terraform-gcp" in envs_by_tree and "terraform-aws" in trees:
-            aws_envs = envs_by_tree.get("terraform-aws", ({}, []))[0]
-            self.check_remote_outputs(envs_by_tree["terraform-gcp"][0], aws_envs)
+        for tree, (root, envs, _) in envs_by_tree.items():
+            try:
+                self.check_remote_states(tree, root, envs, envs_by_tree, trees)
+            except Exception as e:  # noqa: BLE001
+                self.problem(tree, f"remote states could not be analysed: {type(e).__name__}: {e}")
 
 
 def main():
@@ -665,7 +856,7 @@ def main():
     print(
         f"{', '.join(trees)}: {s['directories']} directories, {s['files']} files, "
         f"{s['modules']} module calls, {s['references']} references, "
-        f"{s['required']} required resources per environment checked; no problem"
+        f"{s['required']} required resources checked over {s['environments']} environments; no problem"
     )
 
 

@@ -9,7 +9,8 @@ use analytics_api::{Config, Feed};
 use result_store::sqlite::SqliteStore;
 use result_store::{CheckpointStore, ResultStore, Writes};
 use serde_json::Value;
-use stream_engine::{Checkpoint, WindowResult};
+use stream_engine::Checkpoint;
+use testkit::window_result as result;
 
 const T0: i64 = 1_704_110_400_000; // 2024-01-01T12:00:00Z
 const MINUTE: i64 = 60_000;
@@ -61,16 +62,6 @@ impl Api {
             .unwrap();
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-fn result(product: &str, start: i64, users: u64, events: u64) -> WindowResult {
-    WindowResult {
-        product_id: product.into(),
-        window_start_ms: start,
-        unique_users: users,
-        events,
-        approximate: false,
     }
 }
 

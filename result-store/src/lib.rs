@@ -194,17 +194,9 @@ pub fn latest_per_key(results: &[WindowResult]) -> Vec<&WindowResult> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use testkit::window_result as result;
 
-    fn result(product: &str, start: i64, users: u64, events: u64) -> WindowResult {
-        WindowResult {
-            product_id: product.into(),
-            window_start_ms: start,
-            unique_users: users,
-            events,
-            approximate: false,
-        }
-    }
+    use super::*;
 
     #[test]
     fn rank_orders_by_users_descending_then_product() {

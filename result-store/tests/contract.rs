@@ -8,27 +8,15 @@ use result_store::{
     CheckpointStore, RangeCursor, ResultQuery, ResultStore, Writes, Written, fired_window,
 };
 use stream_engine::{Checkpoint, WindowResult};
-use testkit::Moto;
+use testkit::{Moto, window_result as result};
 
 const T0: i64 = 1_704_110_400_000; // 2024-01-01T12:00:00Z
 const MINUTE: i64 = 60_000;
 const STREAM: &str = "group/topic";
 
-fn client(moto: &Moto) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .endpoint_url(moto.endpoint())
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
-}
-
 async fn dynamo(moto: &Moto, writes: Writes) -> DynamoStore {
     let store = DynamoStore::new(
-        client(moto),
+        moto.dynamodb_client(),
         DynamoSettings {
             table: "results".into(),
             checkpoint_table: "checkpoints".into(),
@@ -73,16 +61,6 @@ macro_rules! contract {
             }
         }
     };
-}
-
-fn result(product: &str, start: i64, users: u64, events: u64) -> WindowResult {
-    WindowResult {
-        product_id: product.into(),
-        window_start_ms: start,
-        unique_users: users,
-        events,
-        approximate: false,
-    }
 }
 
 /// (unique users, events) stored for a product's window at T0.
@@ -348,7 +326,7 @@ contract!(
 async fn a_corrupt_checkpoint_is_an_error_not_a_fresh_start_on_dynamodb() {
     let moto = Moto::start();
     let store = dynamo(&moto, Writes::Unconditional).await;
-    client(&moto)
+    moto.dynamodb_client()
         .put_item()
         .table_name("checkpoints")
         .item(
@@ -395,7 +373,7 @@ async fn a_corrupt_checkpoint_is_an_error_not_a_fresh_start_on_sqlite() {
 async fn a_results_table_from_before_the_index_gets_it() {
     let moto = Moto::start();
     // The table as the engine created it before the top-K index existed.
-    client(&moto)
+    moto.dynamodb_client()
         .create_table()
         .table_name("results")
         .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)

@@ -7,6 +7,10 @@
 //!   per test;
 //! - [`Redis`]: a Redis 7 server (Debian's `redis-server`), nothing persisted.
 //!
+//! Beside them, what several suites build the same way: a DynamoDB client of a moto server
+//! ([`Moto::dynamodb_client`], feature `dynamodb`) and a window result
+//! ([`window_result`]).
+//!
 //! `scripts/servers.sh install` puts them under `target/servers/` or installs the Debian
 //! packages (what `scripts/test.sh` runs first). A test that needs a server and cannot find it fails, saying how to get it:
 //! it never passes without the server.
@@ -205,6 +209,20 @@ impl Moto {
     /// The endpoint URL, for `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A DynamoDB client of this endpoint: region `us-east-1`, static test credentials.
+    #[cfg(feature = "dynamodb")]
+    pub fn dynamodb_client(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
     }
 }
 
@@ -602,6 +620,23 @@ fn openssl(args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// An exact window result (not a HyperLogLog estimate) of `product` for the window starting
+/// at `start` (UTC milliseconds).
+pub fn window_result(
+    product: &str,
+    start: i64,
+    users: u64,
+    events: u64,
+) -> stream_engine::WindowResult {
+    stream_engine::WindowResult {
+        product_id: product.into(),
+        window_start_ms: start,
+        unique_users: users,
+        events,
+        approximate: false,
+    }
 }
 
 /// Reading the Prometheus text format, for benchmarks that report a service's own metrics.

@@ -43,18 +43,11 @@ impl Stack {
     pub fn start() -> Stack {
         let broker = Broker::start();
         let moto = Moto::start();
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .build();
+        let dynamo = moto.dynamodb_client();
         Stack {
             broker,
             moto,
-            dynamo: aws_sdk_dynamodb::Client::from_conf(config),
+            dynamo,
         }
     }
 

@@ -5,8 +5,8 @@ variable "function_name" {
 
 variable "package_path" {
   type        = string
-  description = "Path of the deployment zip made by `cargo lambda build --release --output-format zip` (target/lambda/lambda-import/bootstrap.zip of the workspace), relative to the environment directory Terraform runs in."
-  default     = "../../../target/lambda/lambda-import/bootstrap.zip"
+  description = "Path of the deployment zip made by `cargo lambda build --release --output-format zip` (target/lambda/lambda-import/bootstrap.zip of the workspace), relative to the directory Terraform runs in (the root module, terraform-aws/)."
+  default     = "../target/lambda/lambda-import/bootstrap.zip"
 }
 
 variable "architecture" {

@@ -187,8 +187,8 @@ variable "dynamodb_deletion_protection" {
 
 variable "lambda_package_path" {
   type        = string
-  description = "Zip of the import Lambda, from `cargo lambda build --profile lambda --arm64 -p lambda-import --output-format zip` (or --release) at the workspace root, relative to this directory."
-  default     = "../../../target/lambda/lambda-import/bootstrap.zip"
+  description = "Zip of the import Lambda, from `cargo lambda build --profile lambda --arm64 -p lambda-import --output-format zip` (or --release) at the workspace root, relative to terraform-aws/ (where Terraform runs)."
+  default     = "../target/lambda/lambda-import/bootstrap.zip"
 }
 
 variable "lambda_architecture" {

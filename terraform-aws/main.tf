@@ -17,7 +17,7 @@ locals {
   gke_cidr_blocks       = try(data.terraform_remote_state.gcp[0].outputs.vpn_advertised_cidr_blocks, [])
 }
 
-# Read only for the VPN (second pass, ../../README.md "Cross-cloud VPN"): terraform-gcp makes
+# Read only for the VPN (second pass, README.md "Cross-cloud VPN"): terraform-gcp makes
 # its HA VPN gateway first and this tree then builds the AWS side to its addresses.
 data "terraform_remote_state" "gcp" {
   count   = var.cross_cloud_vpn ? 1 : 0
@@ -31,14 +31,14 @@ data "terraform_remote_state" "gcp" {
 }
 
 module "kms" {
-  source = "../../modules/kms"
+  source = "./modules/kms"
 
   environment                  = var.environment
   ebs_service_linked_role_arns = var.autoscaling_service_linked_role_exists ? [local.autoscaling_role] : []
 }
 
 module "vpc" {
-  source = "../../modules/vpc"
+  source = "./modules/vpc"
 
   name                    = local.name
   cidr_block              = var.vpc_cidr
@@ -53,7 +53,7 @@ module "vpc" {
 }
 
 module "eks" {
-  source = "../../modules/eks"
+  source = "./modules/eks"
 
   cluster_name                = local.name
   kubernetes_version          = var.kubernetes_version
@@ -72,7 +72,7 @@ module "eks" {
 }
 
 module "rds" {
-  source = "../../modules/rds"
+  source = "./modules/rds"
 
   identifier                    = "${local.name}-postgres"
   instance_class                = var.rds_instance_class
@@ -91,7 +91,7 @@ module "rds" {
 }
 
 module "msk" {
-  source = "../../modules/msk"
+  source = "./modules/msk"
 
   cluster_name               = local.name
   kafka_version              = var.msk_kafka_version
@@ -109,7 +109,7 @@ module "msk" {
 # Site-to-site HA VPN to the GKE cluster's VPC (terraform-gcp/modules/vpn is the other half):
 # the stream engine reaches the brokers' private addresses on 9098.
 module "vpn" {
-  source = "../../modules/vpn"
+  source = "./modules/vpn"
   count  = var.cross_cloud_vpn ? 1 : 0
 
   name                    = local.name
@@ -123,7 +123,7 @@ module "vpn" {
 }
 
 module "dynamodb" {
-  source = "../../modules/dynamodb"
+  source = "./modules/dynamodb"
 
   name_prefix         = local.name
   kms_key_arn         = module.kms.key_arn
@@ -131,7 +131,7 @@ module "dynamodb" {
 }
 
 module "secrets" {
-  source = "../../modules/secrets"
+  source = "./modules/secrets"
 
   environment        = var.environment
   kms_key_arn        = module.kms.key_arn
@@ -139,7 +139,7 @@ module "secrets" {
 }
 
 module "lambda" {
-  source = "../../modules/lambda"
+  source = "./modules/lambda"
 
   function_name        = "${local.name}-import"
   package_path         = var.lambda_package_path
@@ -158,7 +158,7 @@ module "lambda" {
 }
 
 module "s3" {
-  source = "../../modules/s3"
+  source = "./modules/s3"
 
   bucket_name               = local.import_bucket_name
   log_bucket_name           = "${local.name}-access-logs-${local.account_id}"
@@ -169,7 +169,7 @@ module "s3" {
 }
 
 module "iam" {
-  source = "../../modules/iam"
+  source = "./modules/iam"
 
   name_prefix           = local.name
   environment           = var.environment
@@ -189,14 +189,14 @@ module "iam" {
 }
 
 module "ecr" {
-  source = "../../modules/ecr"
+  source = "./modules/ecr"
 
   repository_name = var.ecr_repository_name
   kms_key_arn     = module.kms.key_arn
 }
 
 module "argocd" {
-  source = "../../modules/argocd"
+  source = "./modules/argocd"
 
   argocd_chart_version           = var.argocd_chart_version
   argocd_apps_chart_version      = var.argocd_apps_chart_version

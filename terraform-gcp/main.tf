@@ -1,4 +1,4 @@
-# What this tree needs from terraform-aws/ (see ../../README.md): the ARNs the engine's AWS role
+# What this tree needs from terraform-aws/ (see README.md): the ARNs the engine's AWS role
 # is scoped to, the KMS key of the tables, the brokers and, for the VPN, the AWS side's tunnels.
 data "terraform_remote_state" "aws" {
   backend = "s3"
@@ -12,7 +12,7 @@ data "terraform_remote_state" "aws" {
 
 locals {
   # The AWS side of the cross-cloud VPN: empty until terraform-aws has applied with
-  # cross_cloud_vpn = true (the second pass of ../../README.md "Cross-cloud VPN").
+  # cross_cloud_vpn = true (the second pass of README.md "Cross-cloud VPN").
   aws_vpn_tunnels        = try(data.terraform_remote_state.aws.outputs.vpn_tunnels, [])
   aws_vpn_preshared_keys = try(data.terraform_remote_state.aws.outputs.vpn_preshared_keys, [])
 }
@@ -36,7 +36,7 @@ resource "google_project_service" "apis" {
 }
 
 module "network" {
-  source = "../../modules/network"
+  source = "./modules/network"
 
   environment            = var.environment
   project_id             = var.project_id
@@ -50,7 +50,7 @@ module "network" {
 }
 
 module "kms" {
-  source = "../../modules/kms"
+  source = "./modules/kms"
 
   environment = var.environment
   project_id  = var.project_id
@@ -60,7 +60,7 @@ module "kms" {
 }
 
 module "gke" {
-  source = "../../modules/gke"
+  source = "./modules/gke"
 
   environment                = var.environment
   project_id                 = var.project_id
@@ -83,7 +83,7 @@ module "gke" {
 }
 
 module "registry" {
-  source = "../../modules/registry"
+  source = "./modules/registry"
 
   environment                = var.environment
   project_id                 = var.project_id
@@ -94,7 +94,7 @@ module "registry" {
 }
 
 module "engine_identity" {
-  source = "../../modules/engine-identity"
+  source = "./modules/engine-identity"
 
   project_id    = var.project_id
   workload_pool = module.gke.workload_pool
@@ -103,7 +103,7 @@ module "engine_identity" {
 }
 
 module "aws_trust" {
-  source = "../../modules/aws-trust"
+  source = "./modules/aws-trust"
 
   environment                    = var.environment
   issuer_url                     = module.gke.issuer_url
@@ -122,7 +122,7 @@ module "aws_trust" {
 # reaches MSK's private brokers on 9098. The gateway and router come first, the tunnels once the
 # AWS side exists.
 module "vpn" {
-  source = "../../modules/vpn"
+  source = "./modules/vpn"
   count  = var.cross_cloud_vpn ? 1 : 0
 
   environment            = var.environment

@@ -1,0 +1,9 @@
+# The dev environment's state (partial configuration of the root's backend "s3" {}), in the
+# bucket and lock table made by terraform-aws/bootstrap. In terraform-aws/:
+#   terraform init -reconfigure -backend-config=environments/dev/backend.hcl
+bucket         = "ecom-terraform-state"
+key            = "ecom/dev/aws.tfstate"
+region         = "eu-west-1"
+dynamodb_table = "ecom-terraform-locks"
+encrypt        = true
+kms_key_id     = "alias/ecom-terraform-state"

@@ -179,10 +179,10 @@ impl Header {
         })?;
         let price = self.required(record, Column::Price)?;
         let amount = minor_units(price, currency.exponent())
-            .map_err(|reason| Rejection::new(Column::Price, reason))?;
+            .map_err(|reason| Rejection::new(Column::Price, reason.to_string()))?;
         let stock = self.required(record, Column::StockQuantity)?;
-        let stock_quantity =
-            whole_number(stock).map_err(|reason| Rejection::new(Column::StockQuantity, reason))?;
+        let stock_quantity = whole_number(stock)
+            .map_err(|reason| Rejection::new(Column::StockQuantity, reason.to_string()))?;
         Ok(Product {
             sku: sku.to_owned(),
             name: name.to_owned(),
@@ -252,34 +252,40 @@ impl Rejection {
     }
 }
 
+/// Why a field is not the number it should be: a reason for the report, naming the value
+/// (clipped).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadNumber(String);
+
 /// A decimal in major units (`19.99`) as an exact integer of minor units for a currency with
 /// `exponent` minor digits: digits, at most one point, no sign, no exponent, no separators;
 /// decimals past the exponent only when they are zeros (`19.990` is 1999 cents, `19.999` is
 /// refused rather than rounded).
-pub fn minor_units(text: &str, exponent: u8) -> Result<i64, String> {
+pub fn minor_units(text: &str, exponent: u8) -> Result<i64, BadNumber> {
     let exponent = usize::from(exponent);
     if text.starts_with('-') {
-        return Err(format!(
+        return Err(BadNumber(format!(
             "{:?} is negative; a price is at least 0",
             clip(text)
-        ));
+        )));
     }
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
-        return Err(format!(
+        return Err(BadNumber(format!(
             "{:?} is not a decimal number of major units such as 19.99",
             clip(text)
-        ));
+        )));
     }
     let (kept, dropped) = fraction.split_at(fraction.len().min(exponent));
     if dropped.bytes().any(|b| b != b'0') {
-        return Err(format!(
+        return Err(BadNumber(format!(
             "{:?} has more decimals than the currency's {exponent}",
             clip(text)
-        ));
+        )));
     }
-    let too_large = || format!("{:?} is too large", clip(text));
+    let too_large = || BadNumber(format!("{:?} is too large", clip(text)));
     let mut amount: i64 = 0;
     for b in whole
         .bytes()
@@ -295,18 +301,18 @@ pub fn minor_units(text: &str, exponent: u8) -> Result<i64, String> {
 }
 
 /// A whole number of at least 0, such as a stock quantity.
-fn whole_number(text: &str) -> Result<i64, String> {
+fn whole_number(text: &str) -> Result<i64, BadNumber> {
     if text.starts_with('-') {
-        return Err(format!(
+        return Err(BadNumber(format!(
             "{:?} is negative; it must be at least 0",
             clip(text)
-        ));
+        )));
     }
     if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{:?} is not a whole number", clip(text)));
+        return Err(BadNumber(format!("{:?} is not a whole number", clip(text))));
     }
     text.parse()
-        .map_err(|_| format!("{:?} is too large", clip(text)))
+        .map_err(|_| BadNumber(format!("{:?} is too large", clip(text))))
 }
 
 #[cfg(test)]
@@ -352,9 +358,15 @@ mod tests {
         assert!(
             minor_units("19.999", 2)
                 .unwrap_err()
+                .to_string()
                 .contains("more decimals")
         );
-        assert!(minor_units("-5", 2).unwrap_err().contains("negative"));
+        assert!(
+            minor_units("-5", 2)
+                .unwrap_err()
+                .to_string()
+                .contains("negative")
+        );
     }
 
     async fn parse(
@@ -448,7 +460,13 @@ mod tests {
         let clipped = clip(&long);
         assert!(clipped.len() <= CLIP + "…".len() && clipped.ends_with('…'));
         assert_eq!(clip("19.999"), "19.999");
-        assert!(minor_units(&"9".repeat(30_000), 2).unwrap_err().len() < 200);
+        assert!(
+            minor_units(&"9".repeat(30_000), 2)
+                .unwrap_err()
+                .to_string()
+                .len()
+                < 200
+        );
     }
 
     #[test]

@@ -2,9 +2,20 @@
 
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 
+/// Why the secret could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// Secrets Manager refused or could not be reached (its error code and message).
+    #[error("cannot read the secret {arn}: {why}")]
+    Unreadable { arn: String, why: String },
+    /// The secret is binary.
+    #[error("the secret {arn} holds no string")]
+    NotAString { arn: String },
+}
+
 /// The secret's value: the `client_secret` field when the secret is a JSON object (as the
 /// console's key/value secrets are), or else the whole string.
-pub async fn client_secret(arn: &str) -> Result<String, String> {
+pub async fn client_secret(arn: &str) -> Result<String, SecretError> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
@@ -19,11 +30,16 @@ pub async fn client_secret(arn: &str) -> Result<String, String> {
                 (Some(code), Some(message)) => format!("{code}: {message}"),
                 _ => crate::api::error_chain(&e),
             };
-            format!("cannot read the secret {arn}: {why}")
+            SecretError::Unreadable {
+                arn: arn.to_owned(),
+                why,
+            }
         })?;
     let text = value
         .secret_string()
-        .ok_or_else(|| format!("the secret {arn} holds no string"))?;
+        .ok_or_else(|| SecretError::NotAString {
+            arn: arn.to_owned(),
+        })?;
     Ok(from_secret_string(text))
 }
 

@@ -91,9 +91,7 @@ async fn import(args: Args) -> anyhow::Result<()> {
         &args.importer.client_secret_arn,
     ) {
         (Some(secret), _) => secret.clone(),
-        (None, Some(arn)) => product_import::secrets::client_secret(arn)
-            .await
-            .map_err(anyhow::Error::msg)?,
+        (None, Some(arn)) => product_import::secrets::client_secret(arn).await?,
         (None, None) => {
             let kept = args.data_dir.join("importer-secret");
             std::fs::read_to_string(&kept)

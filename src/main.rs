@@ -39,8 +39,13 @@ enum Command {
     Catalog(commands::catalog::Args),
     /// Customers on PostgreSQL.
     Customers(commands::customers::Args),
-    /// Orders on PostgreSQL; their PURCHASE events to Kafka through an outbox.
+    /// Orders on PostgreSQL, each carried through the order saga on Kafka; their PURCHASE
+    /// events to the stream through an outbox.
     Orders(commands::orders::Args),
+    /// Inventory on PostgreSQL: the one source of truth for stock, a participant of the saga.
+    Inventory(commands::inventory::Args),
+    /// Payments on PostgreSQL through a payment provider, a participant of the saga.
+    Payments(commands::payments::Args),
     /// Import products from a CSV file or an S3 object through the gateway, with a report.
     Import(commands::import::Args),
     /// Apply the CRUD services' database migrations, then exit.
@@ -63,6 +68,8 @@ fn main() -> std::process::ExitCode {
         Command::Catalog(args) => commands::catalog::run(args),
         Command::Customers(args) => commands::customers::run(args),
         Command::Orders(args) => commands::orders::run(args),
+        Command::Inventory(args) => commands::inventory::run(args),
+        Command::Payments(args) => commands::payments::run(args),
         Command::Migrate(args) => commands::migrate::run(args),
         Command::Import(args) => commands::import::run(args),
         Command::Health(args) => return commands::health::run(args),

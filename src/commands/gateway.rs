@@ -127,6 +127,10 @@ pub struct Args {
     ingest_url: String,
     #[arg(long, env = "ANALYTICS_URL", default_value = "http://127.0.0.1:8085")]
     analytics_url: String,
+    #[arg(long, env = "INVENTORY_URL", default_value = "http://127.0.0.1:8088")]
+    inventory_url: String,
+    #[arg(long, env = "PAYMENTS_URL", default_value = "http://127.0.0.1:8089")]
+    payments_url: String,
     /// The stream engine's operations port, for `GET /api/v1/status` (not shown without it).
     #[arg(long, env = "STREAM_ENGINE_URL")]
     stream_engine_url: Option<String>,
@@ -145,6 +149,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         orders: args.orders_url,
         ingest: args.ingest_url,
         analytics: args.analytics_url,
+        inventory: args.inventory_url,
+        payments: args.payments_url,
     };
     let mut config = args
         .flags

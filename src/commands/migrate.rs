@@ -11,6 +11,8 @@ pub enum Service {
     Catalog,
     Customers,
     Orders,
+    Inventory,
+    Payments,
     All,
 }
 
@@ -26,7 +28,7 @@ pub struct Args {
 /// Applies the migrations of one service's schema, or of all, and exits.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let _telemetry = service_common::telemetry::init("migrate")?;
-    let all: [(Service, &'static str, &Migrations); 4] = [
+    let all: [(Service, &'static str, &Migrations); 7] = [
         (Service::Auth, auth::SCHEMA, &auth::MIGRATIONS),
         (Service::Catalog, catalog::SCHEMA, &catalog::MIGRATIONS),
         (
@@ -35,6 +37,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &customers::MIGRATIONS,
         ),
         (Service::Orders, orders::SCHEMA, &orders::MIGRATIONS),
+        (
+            Service::Inventory,
+            inventory::SCHEMA,
+            &inventory::MIGRATIONS,
+        ),
+        (Service::Payments, payments::SCHEMA, &payments::MIGRATIONS),
+        (
+            Service::Payments,
+            payments::sandbox::SANDBOX_SCHEMA,
+            &payments::sandbox::SANDBOX_MIGRATIONS,
+        ),
     ];
     tokio::runtime::Runtime::new()?.block_on(async {
         for (service, schema, migrations) in all {

@@ -1,12 +1,13 @@
-//! `ecom orders`: orders on PostgreSQL (schema `orders`), priced from the catalog, their
-//! `PURCHASE` events to Kafka through the outbox.
+//! `ecom orders`: orders on PostgreSQL (schema `orders`), priced from the catalog, their saga
+//! on Kafka (`order.events` out, `inventory.events` and `payment.events` in) and their
+//! `PURCHASE` events to the stream's input topic, all through the outbox.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
-use event_log::kafka::{KafkaLog, KafkaSettings};
+use messaging::contract::{DEAD_LETTERS, ORDER_EVENTS};
 
+use super::order_flow::{FlowTopics, SagaFlags, kafka_reader, kafka_topics};
 use super::{Body, Database, TokenCheck, parse_duration};
 
 #[derive(clap::Args)]
@@ -36,6 +37,10 @@ pub struct Args {
     #[arg(long, env = "ECOM_RELAY_POLL", default_value = "1s", value_parser = parse_duration)]
     relay_poll: Duration,
     #[command(flatten)]
+    topics: FlowTopics,
+    #[command(flatten)]
+    saga: SagaFlags,
+    #[command(flatten)]
     tokens: TokenCheck,
 }
 
@@ -43,13 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let _telemetry = service_common::telemetry::init("orders")?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let db = args.db.open(orders::SCHEMA, &orders::MIGRATIONS).await?;
-        let kafka = KafkaSettings {
-            cluster: args.kafka.cluster()?,
-            topic: args.topic.clone(),
-            delivery_timeout: Duration::from_secs(5),
-            max_in_flight: 100_000,
-        };
-        let log = KafkaLog::new(kafka).context("cannot create the Kafka producer")?;
+        let cluster = args.kafka.cluster()?;
+        args.topics.ensure(&cluster).await?;
+        let topics = kafka_topics(&cluster, &[ORDER_EVENTS, DEAD_LETTERS, &args.topic])?;
         let config = orders::Config {
             addr: args.addr,
             body: args.body.limits(),
@@ -58,14 +59,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 customers_url: args.customers_url,
                 timeout: args.upstream_timeout,
             },
-            topic: args.topic,
+            saga: orders::SagaConfig {
+                purchases_topic: args.topic,
+                step_timeout: args.saga.saga_step_timeout,
+            },
             relay_poll: args.relay_poll,
             tokens: Some(args.tokens.config()),
         };
         super::serve(
             "orders",
             args.addr,
-            orders::build(config, db, log, service_common::shutdown_signal()),
+            orders::build(
+                config,
+                db,
+                topics,
+                move |topic, listener| kafka_reader(&cluster, topic, orders::CONSUMER, listener),
+                service_common::shutdown_signal(),
+            ),
         )
         .await
     })

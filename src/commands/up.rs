@@ -1,8 +1,8 @@
 //! `ecom up`: the platform in one process on embedded defaults: the gateway on the one public
-//! address, in front of ingest, the analytics API and the auth, catalog, customers and orders
-//! services (each on a loopback port of its own), the stream engine, over the embedded event
-//! log and SQLite (the window store and a database file per CRUD service) in one data
-//! directory, with a demo traffic generator.
+//! address, in front of ingest, the analytics API and the auth, catalog, customers, orders,
+//! inventory and payments services (each on a loopback port of its own), the stream engine and
+//! the order saga, over the embedded event log and SQLite (the window store and a database file
+//! per service) in one data directory, with a demo traffic generator.
 //!
 //! The same code paths as the separate services (`gateway::part`, `ingest::part`,
 //! `stream_runtime::start`, `analytics_api::part`, `catalog::part`, ...): the gateway reaches
@@ -31,10 +31,14 @@ use stream_runtime::metrics::Metrics;
 use stream_runtime::{EngineParts, RuntimeError};
 
 use gateway::access::Upstream;
+use messaging::contract::{
+    CATALOG_EVENTS, DEAD_LETTERS, INVENTORY_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS,
+};
 
 use super::EngineArgs;
 
 mod demo;
+mod flow;
 mod log_metrics;
 
 pub const INPUT_TOPIC: &str = "ecom-raw-events";
@@ -79,6 +83,12 @@ pub struct Args {
     /// many bytes per partition.
     #[arg(long, default_value_t = 1 << 30)]
     retention_bytes: u64,
+    #[command(flatten)]
+    saga: super::order_flow::SagaFlags,
+    #[command(flatten)]
+    stock: super::order_flow::StockFlags,
+    #[command(flatten)]
+    payment: super::order_flow::PaymentFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -103,6 +113,7 @@ pub struct DataDirInUse {
 async fn up(args: Args) -> anyhow::Result<()> {
     let engine_config = args.engine.config();
     engine_config.validate()?;
+    let sandbox = args.payment.sandbox()?;
     refuse_a_file(&args.data_dir)?;
     let listeners = Listeners::bind(args.addr).await?;
     let _lock = lock_data_dir(&args.data_dir)?;
@@ -129,13 +140,16 @@ async fn up(args: Args) -> anyhow::Result<()> {
         ("catalog", crud.catalog.clone()),
         ("customers", crud.customers.clone()),
         ("orders", crud.orders.clone()),
+        ("inventory", crud.inventory.clone()),
+        ("payments", crud.payments.clone()),
+        ("payment_sandbox", crud.payment_sandbox.clone()),
     ])));
     let gateway = gateway::part(&wiring.gateway, &mut registry, http.clone())?;
 
     // The engine, then the services over it; from here on, things run, and a failure stops
     // them in order before it is returned.
     let (engine, tail, feed) = start_engine(&storage, &engine_config, &mut registry).await?;
-    let services = Services::build(
+    let services = match Services::build(
         &args,
         &storage,
         &crud,
@@ -143,9 +157,16 @@ async fn up(args: Args) -> anyhow::Result<()> {
         &engine,
         feed,
         &wiring,
+        sandbox,
         &mut registry,
         http,
-    );
+    ) {
+        Ok(services) => services,
+        Err(e) => {
+            let _ = engine.stop().await;
+            return Err(e);
+        }
+    };
     let servers = Servers::start(listeners, services.parts, gateway, &wiring, registry);
     print_banner(&args, &wiring.base, &identity);
     let background = Background::start(&args, &wiring, &storage, importer);
@@ -158,11 +179,12 @@ async fn up(args: Args) -> anyhow::Result<()> {
         () = engine.stopped() => Ok(()),
     };
 
-    // The stop, from the edges in: no new work, then the services, the relay, the engine
-    // (which stores and checkpoints what it processed), the stores.
+    // The stop, from the edges in: no new work, then the services, the order flow (its
+    // consumers, then its relays), the engine (which stores and checkpoints what it
+    // processed), the stores.
     background.abort();
     servers.stop().await;
-    services.relay.stop().await;
+    services.flow.stop().await;
     let stopped = engine.stop().await;
     drop(tail);
     errln!("{}", storage.summary().await);
@@ -263,10 +285,10 @@ async fn start_engine(
 }
 
 /// The services' routes and readiness, in the order of [`Listeners::internal`], and the
-/// orders outbox's relay.
+/// order flow running beside them.
 struct Services {
     parts: Vec<(axum::Router, service_common::ReadyCheck)>,
-    relay: Relay,
+    flow: flow::Flow,
 }
 
 impl Services {
@@ -279,9 +301,10 @@ impl Services {
         engine: &stream_runtime::RunningEngine,
         feed: Feed,
         wiring: &Wiring,
+        sandbox: payments::sandbox::SandboxSettings,
         registry: &mut Registry,
         http: Arc<HttpMetrics>,
-    ) -> Services {
+    ) -> anyhow::Result<Services> {
         let watermarks = engine.watermarks();
         let ingest = ingest::part(
             storage.events.clone(),
@@ -312,59 +335,140 @@ impl Services {
             registry,
             http.clone(),
         );
-        let catalog = catalog::part(crud.catalog.clone(), http.clone());
         let token_check = service_common::auth::Tokens::new(Some(wiring.verifier.clone()));
         let customers = customers::part(crud.customers.clone(), token_check.clone(), http.clone());
+
+        // The order flow: orders orchestrates, inventory and payments take part, each with its
+        // outbox relayed to the topics it writes and its consumers of the topics it reads.
+        let topics = &storage.flow;
+        let consumer_metrics = messaging::ConsumerMetrics::register(registry);
+        let mut flow = flow::Flow::new();
         let orders_upstreams = orders::Upstreams::new(orders::UpstreamConfig {
             catalog_url: wiring.upstreams.catalog.clone(),
             customers_url: wiring.upstreams.customers.clone(),
             timeout: Duration::from_secs(2),
         });
-        let (orders_routes, orders_ready, relay) = orders::part(
+        let orders = orders::part(
             crud.orders.clone(),
-            storage.events.clone(),
+            messaging::Topics::default()
+                .with(INPUT_TOPIC, storage.events.clone())
+                .with(ORDER_EVENTS, topics.orders.clone())
+                .with(DEAD_LETTERS, topics.dead_letters.clone()),
             orders_upstreams,
-            INPUT_TOPIC.to_owned(),
+            orders::SagaConfig {
+                purchases_topic: INPUT_TOPIC.to_owned(),
+                step_timeout: args.saga.saga_step_timeout,
+            },
+            token_check.clone(),
+            registry,
+            http.clone(),
+        );
+        for (topic, log) in [
+            (INVENTORY_EVENTS, &topics.inventory),
+            (PAYMENT_EVENTS, &topics.payments),
+        ] {
+            let log = log.clone();
+            flow.consumer(orders::consume(
+                orders.saga.clone(),
+                crud.orders.clone(),
+                topic,
+                consumer_metrics.clone(),
+                move |listener| Ok(log.reader(orders::CONSUMER, listener)),
+            )?);
+        }
+        flow.sweep(orders.saga.clone());
+        flow.relay(orders.relay);
+
+        let inventory = inventory::part(
+            crud.inventory.clone(),
+            messaging::Topics::default()
+                .with(INVENTORY_EVENTS, topics.inventory.clone())
+                .with(DEAD_LETTERS, topics.dead_letters.clone()),
+            token_check.clone(),
+            args.stock.settings(),
+            registry,
+            http.clone(),
+        );
+        let log = topics.orders.clone();
+        flow.consumer(inventory::consume(
+            inventory.handler.clone(),
+            crud.inventory.clone(),
+            inventory.relay.waker(),
+            consumer_metrics.clone(),
+            move |listener| Ok(log.reader(inventory::CONSUMER, listener)),
+        )?);
+        let log = topics.catalog.clone();
+        flow.consumer(inventory::consume_catalog(
+            inventory.handler.clone(),
+            crud.inventory.clone(),
+            inventory.relay.waker(),
+            consumer_metrics.clone(),
+            move |listener| Ok(log.reader(inventory::CONSUMER, listener)),
+        )?);
+        flow.relay(inventory.relay);
+
+        // The catalog: the stock it is given goes to the inventory, whose available stock it
+        // shows.
+        let catalog = catalog::part(
+            crud.catalog.clone(),
+            messaging::Topics::default()
+                .with(CATALOG_EVENTS, topics.catalog.clone())
+                .with(DEAD_LETTERS, topics.dead_letters.clone()),
+            http.clone(),
+            registry,
+        );
+        let log = topics.inventory.clone();
+        flow.consumer(catalog::consume(
+            catalog.handler,
+            crud.catalog.clone(),
+            catalog.relay.waker(),
+            consumer_metrics.clone(),
+            move |listener| Ok(log.reader(catalog::CONSUMER, listener)),
+        )?);
+        flow.relay(catalog.relay);
+
+        let provider = Arc::new(payments::sandbox::Sandbox::new(
+            crud.payment_sandbox.clone(),
+            sandbox,
+        ));
+        let payments = payments::part(
+            crud.payments.clone(),
+            messaging::Topics::default()
+                .with(PAYMENT_EVENTS, topics.payments.clone())
+                .with(DEAD_LETTERS, topics.dead_letters.clone()),
             token_check,
+            payments::Settings::default(),
+            provider,
             registry,
             http,
         );
-        Services {
+        let log = topics.orders.clone();
+        flow.consumer(payments::consume(
+            payments.handler,
+            crud.payments.clone(),
+            payments.relay.waker(),
+            consumer_metrics,
+            move |listener| Ok(log.reader(payments::CONSUMER, listener)),
+        )?);
+        flow.relay(payments.relay);
+
+        Ok(Services {
             // The order of Upstream::ALL, then the engine's: it has no routes, and its
             // listener serves its readiness and the metrics, for the gateway's status as a
             // separate engine's operations port would.
             parts: vec![
                 auth,
-                catalog,
+                (catalog.router, catalog.ready),
                 customers,
-                (orders_routes, orders_ready),
+                (orders.router, orders.ready),
                 ingest,
                 analytics,
+                (inventory.router, inventory.ready),
+                (payments.router, payments.ready),
                 (axum::Router::new(), engine.ready_check()),
             ],
-            relay: Relay::start(relay),
-        }
-    }
-}
-
-/// The orders outbox's relay, running until stopped.
-struct Relay {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    fn start<L: event_log::EventLog>(relay: orders::outbox::Relay<L>) -> Relay {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(relay.run(Duration::from_secs(1), async {
-            let _ = stopped.await;
-        }));
-        Relay { stop, task }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
+            flow,
+        })
     }
 }
 
@@ -389,6 +493,8 @@ impl Servers {
             "orders",
             "ingest",
             "analytics",
+            "inventory",
+            "payments",
         ];
         let mut checks: Vec<(&str, service_common::ReadyCheck)> = vec![("gateway", gateway_ready)];
         checks.push(("stream-engine", parts[parts.len() - 1].1.clone()));
@@ -564,6 +670,8 @@ impl Listeners {
             orders: url(Upstream::Orders),
             ingest: url(Upstream::Ingest),
             analytics: url(Upstream::Analytics),
+            inventory: url(Upstream::Inventory),
+            payments: url(Upstream::Payments),
         }
     }
 }
@@ -572,6 +680,7 @@ impl Listeners {
 struct Storage {
     events: EmbeddedLog,
     outputs: EmbeddedResultLog,
+    flow: flow::FlowTopics,
     store: Arc<SqliteStore>,
     store_path: PathBuf,
 }
@@ -603,6 +712,12 @@ impl Storage {
             late: open(LATE_TOPIC, 1, &output_config)?,
             dead_letters: open(DEAD_LETTER_TOPIC, 1, &output_config)?,
         };
+        let flow = flow::FlowTopics::open(
+            &args.data_dir.join("log"),
+            args.partitions,
+            &input_config,
+            &output_config,
+        )?;
         let store_path = args.data_dir.join("store.db");
         let store = Arc::new(
             SqliteStore::open(
@@ -615,18 +730,21 @@ impl Storage {
         Ok(Storage {
             events,
             outputs,
+            flow,
             store,
             store_path,
         })
     }
 
     fn topics(&self) -> Vec<(&'static str, EmbeddedLog)> {
-        vec![
+        let mut topics = vec![
             (INPUT_TOPIC, self.events.clone()),
             (RESULTS_TOPIC, self.outputs.results.clone()),
             (LATE_TOPIC, self.outputs.late.clone()),
             (DEAD_LETTER_TOPIC, self.outputs.dead_letters.clone()),
-        ]
+        ];
+        topics.extend(self.flow.named());
+        topics
     }
 
     /// The last line of a stop: what the log holds and how far the checkpoints reach.
@@ -670,7 +788,15 @@ fn print_banner(args: &Args, base: &str, identity: &Identity) {
         args.data_dir.join("import").display()
     );
     outln!("  customers  {base}/api/v1/customers");
-    outln!("  orders     {base}/api/v1/orders   (each PURCHASE line feeds the windows)");
+    outln!(
+        "  orders     {base}/api/v1/orders   (stock reserved, payment taken; each confirmed line feeds the windows)"
+    );
+    outln!(
+        "  inventory  {base}/api/v1/inventory/{{product_id}}   (GET; PUT {{\"on_hand\": n}} as admin)"
+    );
+    outln!(
+        "  payments   {base}/api/v1/payments?order_id=   (sandbox provider: pm_card_visa, pm_card_chargeDeclined, ...)"
+    );
     outln!("  API docs   {base}/docs   ({base}/api/v1/openapi.json)");
     outln!("  health     {base}/healthz  {base}/readyz");
     outln!("  metrics    {base}/metrics");
@@ -688,12 +814,16 @@ fn print_banner(args: &Args, base: &str, identity: &Identity) {
     outln!("each closed minute's top products follow (Ctrl-C stops)\n");
 }
 
-/// The CRUD services' databases: a SQLite file each, migrated.
+/// The services' databases: a SQLite file each, migrated (the payment sandbox's ledger in a
+/// file of its own, as an outside processor's would be).
 struct Crud {
     auth: service_db::Db,
     catalog: service_db::Db,
     customers: service_db::Db,
     orders: service_db::Db,
+    inventory: service_db::Db,
+    payments: service_db::Db,
+    payment_sandbox: service_db::Db,
 }
 
 impl Crud {
@@ -714,14 +844,28 @@ impl Crud {
             catalog: open(catalog::SCHEMA, &catalog::MIGRATIONS).await?,
             customers: open(customers::SCHEMA, &customers::MIGRATIONS).await?,
             orders: open(orders::SCHEMA, &orders::MIGRATIONS).await?,
+            inventory: open(inventory::SCHEMA, &inventory::MIGRATIONS).await?,
+            payments: open(payments::SCHEMA, &payments::MIGRATIONS).await?,
+            payment_sandbox: open(
+                payments::sandbox::SANDBOX_SCHEMA,
+                &payments::sandbox::SANDBOX_MIGRATIONS,
+            )
+            .await?,
         })
     }
 
     async fn close(&self) {
-        self.auth.close().await;
-        self.catalog.close().await;
-        self.customers.close().await;
-        self.orders.close().await;
+        for db in [
+            &self.auth,
+            &self.catalog,
+            &self.customers,
+            &self.orders,
+            &self.inventory,
+            &self.payments,
+            &self.payment_sandbox,
+        ] {
+            db.close().await;
+        }
     }
 }
 

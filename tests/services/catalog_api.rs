@@ -441,9 +441,13 @@ async fn one_version_admits_one_update_however_many_race_for_it(backend: Backend
                     serde_json::from_value(mug("RACE-2")).unwrap();
                 input.stock_quantity = i;
                 let fields = catalog::product::ProductFields::parse(input).unwrap();
-                catalog::repo::update(&p.catalog_db, &id, 1, &fields)
-                    .await
-                    .is_ok()
+                let Ok(mut tx) = p.catalog_db.begin_write().await else {
+                    return false;
+                };
+                match catalog::repo::update(&mut tx, &id, 1, &fields, true).await {
+                    Ok(_) => tx.commit().await.is_ok(),
+                    Err(_) => false,
+                }
             })
         })
         .collect();
@@ -660,9 +664,18 @@ async fn a_database_that_goes_away_is_503_and_not_ready() {
         addr: ([127, 0, 0, 1], 0).into(),
         body: crate::support::body_limits(),
     };
-    let (addr, server) = catalog::build(config, db, std::future::pending())
-        .await
-        .unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let flow = crate::support::FlowLogs::open(logs.path());
+    let inventory = flow.inventory.clone();
+    let (addr, server) = catalog::build(
+        config,
+        db,
+        flow.topics(&[messaging::contract::CATALOG_EVENTS]),
+        move |listener| Ok(inventory.reader(catalog::CONSUMER, listener)),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     let server = tokio::spawn(server);
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();

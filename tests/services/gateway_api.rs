@@ -25,8 +25,10 @@ async fn gateway(p: &Platform, silent: &str) -> Gateway {
             catalog: p.catalog.base.clone(),
             customers: p.customers.base.clone(),
             orders: p.orders.base.clone(),
-            ingest: closed,
+            ingest: closed.clone(),
             analytics: silent.to_owned(),
+            inventory: closed.clone(),
+            payments: closed,
         },
         VerifierConfig {
             jwks_url: format!("{}/.well-known/jwks.json", p.auth.base),

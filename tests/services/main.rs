@@ -12,3 +12,4 @@ mod gateway_limits;
 mod import;
 mod orders_api;
 mod outbox;
+mod saga;

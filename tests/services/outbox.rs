@@ -1,5 +1,5 @@
-//! The outbox under a crash between the append and the mark: the events are sent again,
-//! never lost.
+//! The orders outbox (the `messaging` relay) under a crash between the append and the mark:
+//! the events are sent again, never lost; and two replicas' relays share it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use event_log::embedded::EmbeddedLog;
 use event_log::{AppendError, EventLog, NotReady, Record};
+use messaging::{Relay, RelayMetrics, Topics};
 use orders::order::Line;
-use orders::outbox::{Relay, RelayMetrics};
 use service_common::rest::money::{Currency, Money};
 
 use crate::on_both_databases;
@@ -60,21 +60,8 @@ async fn a_crash_between_append_and_mark_sends_again_and_loses_nothing(backend: 
                 },
             },
         ];
-        let mut tx = db.begin_write().await.unwrap();
-        let order = orders::repo::insert(
-            &mut tx,
-            &format!("c{i}"),
-            lines,
-            Money {
-                amount: 110,
-                currency: eur,
-            },
-            TOPIC,
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        order_ids.push(order.id);
+        let order = insert_confirmed(&db, &format!("c{i}"), lines, 110).await;
+        order_ids.push(order);
     }
 
     // The first relay appends a batch and dies before marking it.
@@ -82,7 +69,11 @@ async fn a_crash_between_append_and_mark_sends_again_and_loses_nothing(backend: 
         log: log.clone(),
         appended: Arc::default(),
     };
-    let relay = Relay::new(db.clone(), dying.clone(), RelayMetrics::default());
+    let relay = Relay::new(
+        db.clone(),
+        Topics::default().with(TOPIC, dying.clone()),
+        RelayMetrics::default(),
+    );
     let task = tokio::spawn(relay.run(Duration::from_millis(50), std::future::pending()));
     let deadline = Instant::now() + Duration::from_secs(20);
     while dying.appended.load(Ordering::SeqCst) == 0 {
@@ -91,7 +82,11 @@ async fn a_crash_between_append_and_mark_sends_again_and_loses_nothing(backend: 
     }
     task.abort();
     let _ = task.await;
-    let before = Relay::new(db.clone(), log.clone(), RelayMetrics::default());
+    let before = Relay::new(
+        db.clone(),
+        Topics::default().with(TOPIC, log.clone()),
+        RelayMetrics::default(),
+    );
     assert_eq!(
         before.backlog().await.unwrap(),
         60,
@@ -127,7 +122,11 @@ async fn relays_of_two_replicas_share_the_outbox_without_sending_twice() {
     let event_ids = stage(&db, 200).await;
     let relays: Vec<_> = (0..2)
         .map(|_| {
-            let relay = Relay::new(db.clone(), log.clone(), RelayMetrics::default());
+            let relay = Relay::new(
+                db.clone(),
+                Topics::default().with(TOPIC, log.clone()),
+                RelayMetrics::default(),
+            );
             tokio::spawn(async move {
                 let mut sent = 0;
                 loop {
@@ -158,6 +157,44 @@ async fn relays_of_two_replicas_share_the_outbox_without_sending_twice() {
     }
 }
 
+/// An order stored and its `PURCHASE` events staged, as the saga's confirmation does (the
+/// saga's own messages go to topics this relay does not serve): its id.
+async fn insert_confirmed(
+    db: &service_db::Db,
+    customer: &str,
+    lines: Vec<Line>,
+    total: i64,
+) -> String {
+    let eur = Currency::parse("EUR").unwrap();
+    let mut tx = db.begin_write().await.unwrap();
+    let order = orders::repo::insert(
+        &mut tx,
+        customer,
+        lines.clone(),
+        Money {
+            amount: total,
+            currency: eur,
+        },
+        "pm_card_visa",
+        i64::MAX,
+    )
+    .await
+    .unwrap();
+    orders::outbox::stage_purchases(
+        &mut tx,
+        TOPIC,
+        &order.id,
+        customer,
+        &lines,
+        service_db::now_us(),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    order.id
+}
+
 /// `orders` one-line orders staged in the outbox: their event ids.
 async fn stage(db: &service_db::Db, orders: usize) -> Vec<String> {
     let eur = Currency::parse("EUR").unwrap();
@@ -171,21 +208,8 @@ async fn stage(db: &service_db::Db, orders: usize) -> Vec<String> {
                 currency: eur,
             },
         }];
-        let mut tx = db.begin_write().await.unwrap();
-        let order = orders::repo::insert(
-            &mut tx,
-            &format!("c{i}"),
-            lines,
-            Money {
-                amount: 100,
-                currency: eur,
-            },
-            TOPIC,
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        ids.push(format!("{}:0", order.id));
+        let order = insert_confirmed(db, &format!("c{i}"), lines, 100).await;
+        ids.push(format!("{order}:0"));
     }
     ids
 }

@@ -1,5 +1,6 @@
-//! The three services from their `build` functions on loopback, on SQLite or on a fresh
-//! PostgreSQL database, with orders' outbox relaying to an embedded event log.
+//! The services from their `build` functions on loopback, on SQLite or on a fresh PostgreSQL
+//! database, with their outboxes relaying to an embedded event log (the stream's input topic
+//! and the order flow's topics) and the saga's participants consuming it.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -136,14 +137,80 @@ fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// Catalog, customers and orders, each on its own port, wired as in production.
+/// The order flow's topics.
+#[derive(Clone)]
+pub struct FlowLogs {
+    pub orders: EmbeddedLog,
+    pub inventory: EmbeddedLog,
+    pub payments: EmbeddedLog,
+    pub catalog: EmbeddedLog,
+    pub dead_letters: EmbeddedLog,
+}
+
+impl FlowLogs {
+    pub fn open(dir: &Path) -> FlowLogs {
+        use messaging::contract::{
+            CATALOG_EVENTS, DEAD_LETTERS, INVENTORY_EVENTS, ORDER_EVENTS, PAYMENT_EVENTS,
+        };
+        let open = |name: &str, partitions| {
+            EmbeddedLog::open(
+                &dir.join("flow").join(name),
+                LogConfig {
+                    partitions,
+                    ..LogConfig::default()
+                },
+            )
+            .expect("a flow topic opens")
+        };
+        FlowLogs {
+            orders: open(ORDER_EVENTS, 2),
+            inventory: open(INVENTORY_EVENTS, 2),
+            payments: open(PAYMENT_EVENTS, 2),
+            catalog: open(CATALOG_EVENTS, 2),
+            dead_letters: open(DEAD_LETTERS, 1),
+        }
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> EmbeddedLog {
+        use messaging::contract::{CATALOG_EVENTS, DEAD_LETTERS, INVENTORY_EVENTS, ORDER_EVENTS};
+        match name {
+            CATALOG_EVENTS => self.catalog.clone(),
+            ORDER_EVENTS => self.orders.clone(),
+            INVENTORY_EVENTS => self.inventory.clone(),
+            DEAD_LETTERS => self.dead_letters.clone(),
+            _ => self.payments.clone(),
+        }
+    }
+
+    /// A relay's topics: `writes` and the dead letters.
+    pub fn topics(&self, writes: &[&str]) -> messaging::Topics<EmbeddedLog> {
+        let mut topics = messaging::Topics::default()
+            .with(messaging::contract::DEAD_LETTERS, self.dead_letters.clone());
+        for name in writes {
+            topics = topics.with(name, self.topic(name));
+        }
+        topics
+    }
+}
+
+/// How long a saga step waits in these tests (short, so that the timeout tests are quick).
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Catalog, customers, orders, inventory and payments, each on its own port, wired as in
+/// production.
 pub struct Platform {
     pub auth: Service,
     pub auth_db: Db,
     pub catalog: Service,
     pub customers: Service,
     pub orders: Service,
+    pub inventory: Service,
+    pub payments: Service,
     pub log: EmbeddedLog,
+    pub flow: FlowLogs,
+    pub payments_db: Db,
+    pub sandbox_db: Db,
     pub http: reqwest::Client,
     /// The catalog's database, for tests that write beside the API.
     pub catalog_db: Db,
@@ -165,7 +232,16 @@ impl Platform {
         let customers_db = dbs.open(customers::SCHEMA, &customers::MIGRATIONS).await;
         let orders_db = dbs.open(orders::SCHEMA, &orders::MIGRATIONS).await;
         let auth_db = dbs.open(auth::SCHEMA, &auth::MIGRATIONS).await;
+        let inventory_db = dbs.open(inventory::SCHEMA, &inventory::MIGRATIONS).await;
+        let payments_db = dbs.open(payments::SCHEMA, &payments::MIGRATIONS).await;
+        let sandbox_db = dbs
+            .open(
+                payments::sandbox::SANDBOX_SCHEMA,
+                &payments::sandbox::SANDBOX_MIGRATIONS,
+            )
+            .await;
         let log = open_log(dbs.dir.path());
+        let flow = FlowLogs::open(dbs.dir.path());
 
         // Auth first (the others check tokens against its keys), with the customers service's
         // address reserved for it.
@@ -197,12 +273,15 @@ impl Platform {
         });
 
         let (stop, shutdown) = stopper();
+        let readers = flow.clone();
         let (addr, server) = catalog::build(
             catalog::Config {
                 addr: any_port(),
                 body: body_limits(),
             },
             catalog_db,
+            flow.topics(&[messaging::contract::CATALOG_EVENTS]),
+            move |listener| Ok(readers.inventory.reader(catalog::CONSUMER, listener)),
             shutdown,
         )
         .await
@@ -234,15 +313,32 @@ impl Platform {
                 customers_url: customers.base.clone(),
                 timeout: Duration::from_secs(2),
             },
-            topic: TOPIC.to_owned(),
+            saga: orders::SagaConfig {
+                purchases_topic: TOPIC.to_owned(),
+                step_timeout: STEP_TIMEOUT,
+            },
             relay_poll: Duration::from_millis(100),
-            tokens,
+            tokens: tokens.clone(),
         };
-        let (addr, server) = orders::build(config, orders_db, log.clone(), shutdown)
-            .await
-            .expect("orders binds");
+        let topics = flow
+            .topics(&[messaging::contract::ORDER_EVENTS])
+            .with(TOPIC, log.clone());
+        let readers = flow.clone();
+        let (addr, server) = orders::build(
+            config,
+            orders_db,
+            topics,
+            move |topic, listener| Ok(readers.topic(topic).reader(orders::CONSUMER, listener)),
+            shutdown,
+        )
+        .await
+        .expect("orders binds");
         let (_, mut orders) = Service::spawn(addr, server);
         orders.stop = Some(stop);
+
+        let inventory = Platform::start_inventory(&flow, &inventory_db, tokens.clone()).await;
+        let payments =
+            Platform::start_payments(&flow, &payments_db, &sandbox_db, tokens.clone()).await;
 
         Platform {
             auth,
@@ -250,10 +346,106 @@ impl Platform {
             catalog,
             customers,
             orders,
+            inventory,
+            payments,
             log,
+            flow,
+            payments_db,
+            sandbox_db,
             http: reqwest::Client::new(),
             catalog_db: catalog_repo,
             _dbs: dbs,
+        }
+    }
+
+    /// The inventory service on `db`, consuming `order.events`.
+    pub async fn start_inventory(
+        flow: &FlowLogs,
+        db: &Db,
+        tokens: Option<service_common::auth::VerifierConfig>,
+    ) -> Service {
+        let (stop, shutdown) = stopper();
+        let readers = flow.clone();
+        let (addr, server) = inventory::build(
+            inventory::Config {
+                addr: any_port(),
+                body: body_limits(),
+                tokens,
+                settings: inventory::Settings::default(),
+            },
+            db.clone(),
+            flow.topics(&[messaging::contract::INVENTORY_EVENTS]),
+            move |topic, listener| Ok(readers.topic(topic).reader(inventory::CONSUMER, listener)),
+            shutdown,
+        )
+        .await
+        .expect("inventory binds");
+        let (_, mut service) = Service::spawn(addr, server);
+        service.stop = Some(stop);
+        service
+    }
+
+    /// The payments service on `db` with the sandbox on `sandbox`, consuming `order.events`.
+    pub async fn start_payments(
+        flow: &FlowLogs,
+        db: &Db,
+        sandbox: &Db,
+        tokens: Option<service_common::auth::VerifierConfig>,
+    ) -> Service {
+        let (stop, shutdown) = stopper();
+        let orders_log = flow.orders.clone();
+        let (addr, server) = payments::build(
+            payments::Config {
+                addr: any_port(),
+                body: body_limits(),
+                tokens,
+                settings: payments::Settings::default(),
+                sandbox: payments::sandbox::SandboxSettings::new(Duration::ZERO, 0.0)
+                    .expect("valid settings"),
+            },
+            db.clone(),
+            sandbox.clone(),
+            flow.topics(&[messaging::contract::PAYMENT_EVENTS]),
+            move |listener| Ok(orders_log.reader(payments::CONSUMER, listener)),
+            shutdown,
+        )
+        .await
+        .expect("payments binds");
+        let (_, mut service) = Service::spawn(addr, server);
+        service.stop = Some(stop);
+        service
+    }
+
+    pub fn inventory_url(&self, product_id: &str) -> String {
+        format!("{}/api/v1/inventory/{product_id}", self.inventory.base)
+    }
+
+    pub fn payments_url(&self) -> String {
+        format!("{}/api/v1/payments", self.payments.base)
+    }
+
+    /// The product's stock: `{"on_hand", "reserved", "available", ...}`.
+    pub async fn stock(&self, product_id: &str) -> Value {
+        let a = self.get(&self.inventory_url(product_id)).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+        a.body
+    }
+
+    /// The order once its saga has settled (not `PENDING`), within `timeout`.
+    pub async fn settled(&self, order_id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let a = self.get(&format!("{}/{order_id}", self.orders_url())).await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+            if a.body["status"] != "PENDING" {
+                return a.body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {order_id} still PENDING: {}",
+                a.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -273,12 +465,15 @@ impl Platform {
     /// the same database; it stops when the returned sender is dropped.
     pub async fn restart_catalog(&self, addr: SocketAddr) -> oneshot::Sender<()> {
         let (stop, stopped) = oneshot::channel::<()>();
+        let readers = self.flow.clone();
         let (_, server) = catalog::build(
             catalog::Config {
                 addr,
                 body: body_limits(),
             },
             self.catalog_db.clone(),
+            self.flow.topics(&[messaging::contract::CATALOG_EVENTS]),
+            move |listener| Ok(readers.inventory.reader(catalog::CONSUMER, listener)),
             async {
                 let _ = stopped.await;
             },
@@ -340,7 +535,22 @@ impl Platform {
             )
             .await;
         assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-        a.body["id"].as_str().expect("an id").to_owned()
+        let id = a.body["id"].as_str().expect("an id").to_owned();
+        // The catalog's stock becomes the inventory's on hand (the stock sync).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let stock = self.get(&self.inventory_url(&id)).await;
+            if stock.status == StatusCode::OK && stock.body["on_hand"] == 10 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stock for {id}: {}",
+                stock.body
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        id
     }
 
     /// Creates a customer: its id.

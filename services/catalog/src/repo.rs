@@ -1,4 +1,9 @@
 //! The products table: every statement of the catalog, in SQL both databases speak.
+//!
+//! `stock_quantity` is written two ways: by a request that sets stock (a creation, a patch
+//! naming it, an upsert that changes it), which also tells the inventory; and by the reading
+//! of the inventory's available stock ([`read_stock`]). Every other write leaves it alone, so
+//! that a change of a product's name does not write back a reading that has moved since.
 
 use service_common::rest::PageRequest;
 use service_common::rest::money::{Currency, Money};
@@ -94,6 +99,14 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Product>, DbError> {
     row.as_ref().map(product).transpose()
 }
 
+async fn get_in(tx: &mut Transaction<'static, Any>, id: &str) -> Result<Option<Product>, DbError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM products WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(product).transpose()
+}
+
 async fn get_by_sku(
     tx: &mut Transaction<'static, Any>,
     sku: &str,
@@ -153,44 +166,82 @@ fn escape_like(text: &str) -> String {
     out
 }
 
-/// Replaces the fields of the product at `version`; [`RepoError::Stale`] when it is at
-/// another version.
+/// Replaces the fields of the product at `version`, in `tx`: its stock only when
+/// `sets_stock` (else the stored reading stays); [`RepoError::Stale`] when it is at another
+/// version.
 pub async fn update(
-    db: &Db,
+    tx: &mut Transaction<'static, Any>,
     id: &str,
     version: i64,
     fields: &ProductFields,
+    sets_stock: bool,
 ) -> Result<Product, RepoError> {
     let p = fields.get();
-    let row = sqlx::query(&format!(
+    let stock = if sets_stock {
+        ", stock_quantity = $11"
+    } else {
+        ""
+    };
+    let sql = format!(
         "UPDATE products SET sku = $3, name = $4, name_folded = $5, description = $6, \
-         category = $7, price_amount = $8, price_currency = $9, stock_quantity = $10, \
-         updated_at = $11, version = version + 1 \
-         WHERE id = $1 AND version = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(version)
-    .bind(&p.sku)
-    .bind(&p.name)
-    .bind(p.name.to_lowercase())
-    .bind(p.description.as_deref())
-    .bind(&p.category)
-    .bind(p.price.amount)
-    .bind(p.price.currency.code())
-    .bind(p.stock_quantity)
-    .bind(now_us())
-    .fetch_optional(db.pool())
-    .await
-    .map_err(|e| sku_taken(e, &p.sku))?;
+         category = $7, price_amount = $8, price_currency = $9, updated_at = $10, \
+         version = version + 1{stock} WHERE id = $1 AND version = $2 RETURNING {COLUMNS}"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(id)
+        .bind(version)
+        .bind(&p.sku)
+        .bind(&p.name)
+        .bind(p.name.to_lowercase())
+        .bind(p.description.as_deref())
+        .bind(&p.category)
+        .bind(p.price.amount)
+        .bind(p.price.currency.code())
+        .bind(now_us());
+    if sets_stock {
+        query = query.bind(p.stock_quantity);
+    }
+    let row = query
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| sku_taken(e, &p.sku))?;
     match row {
         Some(row) => Ok(product(&row)?),
-        None => Err(match get(db, id).await? {
+        None => Err(match get_in(tx, id).await? {
             Some(current) => RepoError::Stale {
                 current: current.version,
             },
             None => RepoError::NotFound,
         }),
     }
+}
+
+/// Sets the product's `stock_quantity` to the inventory's reading of its available stock, of
+/// the inventory's row at `stock_version`: unless the product holds a later reading already
+/// (two orders' changes of one product reach the catalog in no set order). `false` when no
+/// product has the id, or its reading is later.
+///
+/// Neither `version` nor `updated_at` moves: the reading is derived, not a change of the
+/// product, and bumping the version would make every order's reservation stale an
+/// administrator's `If-Match`.
+pub async fn read_stock(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    available: i64,
+    stock_version: i64,
+) -> Result<bool, DbError> {
+    // `<=`: the same reading again (the inventory tells its row after a stock set even when
+    // nothing changed) replaces what a stock set wrote meanwhile.
+    let done = sqlx::query(
+        "UPDATE products SET stock_quantity = $2, stock_version = $3 \
+         WHERE id = $1 AND stock_version <= $3",
+    )
+    .bind(id)
+    .bind(available)
+    .bind(stock_version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Deletes the product (only at `version`, when given).
@@ -213,8 +264,17 @@ pub async fn delete(db: &Db, id: &str, version: Option<i64>) -> Result<(), RepoE
     })
 }
 
+/// What an upsert did.
+#[derive(Debug, Clone)]
+pub struct Upserted {
+    pub status: ItemStatus,
+    pub product: Product,
+    /// Whether the product's stock was set: it was created, or its `stock_quantity` changed.
+    pub stock_set: bool,
+}
+
 /// Creates the product of `fields.sku`, or updates it when anything differs, inside the
-/// batch's transaction.
+/// batch's transaction. Its stock is written only when it differs from the stored one.
 ///
 /// On SQLite the transaction holds the write lock, so nothing changes between the read and
 /// the write. On PostgreSQL a concurrent batch may insert or update the same SKU in between:
@@ -223,7 +283,7 @@ pub async fn delete(db: &Db, id: &str, version: Option<i64>) -> Result<(), RepoE
 pub async fn upsert(
     tx: &mut Transaction<'static, Any>,
     fields: &ProductFields,
-) -> Result<(ItemStatus, Product), RepoError> {
+) -> Result<Upserted, RepoError> {
     let p = fields.get();
     for _ in 0..5 {
         let Some(current) = get_by_sku(tx, &p.sku).await? else {
@@ -246,32 +306,53 @@ pub async fn upsert(
             .fetch_optional(&mut **tx)
             .await?;
             match row {
-                Some(row) => return Ok((ItemStatus::Created, product(&row)?)),
+                Some(row) => {
+                    return Ok(Upserted {
+                        status: ItemStatus::Created,
+                        product: product(&row)?,
+                        stock_set: true,
+                    });
+                }
                 None => continue,
             }
         };
         if &current.input() == p {
-            return Ok((ItemStatus::Unchanged, current));
+            return Ok(Upserted {
+                status: ItemStatus::Unchanged,
+                product: current,
+                stock_set: false,
+            });
         }
-        let row = sqlx::query(&format!(
+        let sets_stock = p.stock_quantity != current.stock_quantity;
+        let stock = if sets_stock {
+            ", stock_quantity = $10"
+        } else {
+            ""
+        };
+        let sql = format!(
             "UPDATE products SET name = $3, name_folded = $4, description = $5, category = $6, \
-             price_amount = $7, price_currency = $8, stock_quantity = $9, updated_at = $10, \
-             version = version + 1 WHERE id = $1 AND version = $2 RETURNING {COLUMNS}"
-        ))
-        .bind(&current.id)
-        .bind(current.version)
-        .bind(&p.name)
-        .bind(p.name.to_lowercase())
-        .bind(p.description.as_deref())
-        .bind(&p.category)
-        .bind(p.price.amount)
-        .bind(p.price.currency.code())
-        .bind(p.stock_quantity)
-        .bind(now_us())
-        .fetch_optional(&mut **tx)
-        .await?;
-        if let Some(row) = row {
-            return Ok((ItemStatus::Updated, product(&row)?));
+             price_amount = $7, price_currency = $8, updated_at = $9, \
+             version = version + 1{stock} WHERE id = $1 AND version = $2 RETURNING {COLUMNS}"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(&current.id)
+            .bind(current.version)
+            .bind(&p.name)
+            .bind(p.name.to_lowercase())
+            .bind(p.description.as_deref())
+            .bind(&p.category)
+            .bind(p.price.amount)
+            .bind(p.price.currency.code())
+            .bind(now_us());
+        if sets_stock {
+            query = query.bind(p.stock_quantity);
+        }
+        if let Some(row) = query.fetch_optional(&mut **tx).await? {
+            return Ok(Upserted {
+                status: ItemStatus::Updated,
+                product: product(&row)?,
+                stock_set: sets_stock,
+            });
         }
     }
     Err(RepoError::Db(DbError::Unavailable(format!(

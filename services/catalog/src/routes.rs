@@ -15,18 +15,34 @@ use service_common::rest::{
     FieldError, IdempotencyKey, IfMatch, Invalid, JsonBody, Page, PageRequest, from_value,
     merge_patch, not_found, precondition_failed, query, tagged, text_parameter,
 };
-use service_db::Db;
 use service_db::idempotency::{Begun, Outcome, Stored, begin, fingerprint};
+use service_db::{Db, DbError};
+use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use crate::PRODUCTS;
 use crate::product::{ItemResult, ItemStatus, Product, ProductFields, ProductInput};
 use crate::repo::{self, Filter, RepoError};
+use crate::stock::stage_set;
 
 /// The most items of one batch.
 pub const MAX_BATCH: usize = 1_000;
 
-pub fn router(db: Db, http: Arc<HttpMetrics>) -> Router {
+/// What the handlers share.
+#[derive(Clone)]
+pub(crate) struct Catalog {
+    pub db: Db,
+    /// The relay's waker: a write staged `ProductStockSet`.
+    pub relay: Arc<Notify>,
+}
+
+impl axum::extract::FromRef<Catalog> for Db {
+    fn from_ref(catalog: &Catalog) -> Db {
+        catalog.db.clone()
+    }
+}
+
+pub(crate) fn router(catalog: Catalog, http: Arc<HttpMetrics>) -> Router {
     Router::new()
         .route(PRODUCTS, post(create).get(list))
         .route("/api/v1/products/batch", post(batch))
@@ -34,7 +50,7 @@ pub fn router(db: Db, http: Arc<HttpMetrics>) -> Router {
             "/api/v1/products/{id}",
             get(read).patch(patch).delete(delete),
         )
-        .with_state(db)
+        .with_state(catalog)
         .layer(axum::middleware::from_fn_with_state(
             http.for_service("catalog"),
             track,
@@ -67,7 +83,7 @@ fn parse_input(value: serde_json::Value) -> Result<ProductFields, ApiError> {
     request_body = ProductInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key and body answers the same, and creates once")),
     responses(
-        (status = 201, description = "Created; `Location` and `ETag` are set", body = Product),
+        (status = 201, description = "Created; `Location` and `ETag` are set. Its stock is sent to the inventory (`ProductStockSet`)", body = Product),
         (status = 400, description = "Not JSON, or a field is invalid (`fields` lists them)", body = ErrorBody),
         (status = 409, description = "The SKU belongs to another product (`sku_taken`)", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
@@ -78,23 +94,26 @@ fn parse_input(value: serde_json::Value) -> Result<ProductFields, ApiError> {
     tag = "products"
 )]
 async fn create(
-    State(db): State<Db>,
+    State(catalog): State<Catalog>,
     key: Option<IdempotencyKey>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let print = fingerprint(PRODUCTS, &body);
     let fields = parse_input(body)?;
-    let mut once = match begin(&db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
+    let mut once = match begin(&catalog.db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
         Begun::New(once) => once,
         Begun::Done(outcome) => return outcome.respond(PRODUCTS),
     };
     let product = repo::insert(once.tx(), &service_db::new_id(), &fields).await?;
+    stage_set(once.tx(), &product.id, product.stock_quantity).await?;
     let answer = Stored {
         status: 201,
         body: serde_json::to_string(&product).unwrap_or_default(),
         resource_id: product.id,
     };
-    once.finish(answer).await?.respond(PRODUCTS)
+    let outcome = once.finish(answer).await?;
+    catalog.relay.notify_one();
+    outcome.respond(PRODUCTS)
 }
 
 /// A product by id.
@@ -175,7 +194,7 @@ async fn list(
     ),
     request_body(content = serde_json::Value, content_type = "application/merge-patch+json", description = "The fields to change; `null` removes an optional field"),
     responses(
-        (status = 200, description = "The changed product; `ETag` is its new version", body = Product),
+        (status = 200, description = "The changed product; `ETag` is its new version. A patch naming `stock_quantity` sends it to the inventory (`ProductStockSet`)", body = Product),
         (status = 400, description = "Not JSON, or the result is invalid", body = ErrorBody),
         (status = 404, description = "No such product", body = ErrorBody),
         (status = 409, description = "The new SKU belongs to another product", body = ErrorBody),
@@ -185,22 +204,35 @@ async fn list(
     tag = "products"
 )]
 async fn patch(
-    State(db): State<Db>,
+    State(catalog): State<Catalog>,
     Path(id): Path<String>,
     if_match: IfMatch,
     JsonBody(patch): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    // Naming the stock sets it (even to the value shown: that is the inventory's available
+    // stock, which may not be its on-hand); otherwise the stored reading is left alone.
+    let sets_stock = patch.get("stock_quantity").is_some();
     // Without If-Match a concurrent change is merged into again; with it, it is a 412.
     for _ in 0..5 {
-        let current = find(&db, &id).await?;
+        let current = find(&catalog.db, &id).await?;
         if !if_match.matches(current.version) {
             return Err(precondition_failed(current.version));
         }
         let mut merged = serde_json::to_value(current.input()).unwrap_or_default();
         merge_patch(&mut merged, &patch);
         let fields = parse_input(merged)?;
-        match repo::update(&db, &id, current.version, &fields).await {
-            Ok(product) => return Ok(tagged(product.version, &product)),
+        let mut tx = catalog.db.begin_write().await?;
+        match repo::update(&mut tx, &id, current.version, &fields, sets_stock).await {
+            Ok(product) => {
+                if sets_stock {
+                    stage_set(&mut tx, &product.id, product.stock_quantity).await?;
+                }
+                tx.commit().await.map_err(DbError::from)?;
+                if sets_stock {
+                    catalog.relay.notify_one();
+                }
+                return Ok(tagged(product.version, &product));
+            }
             Err(RepoError::Stale { .. }) if !if_match.names_versions() => continue,
             Err(e) => return Err(e.into()),
         }
@@ -273,7 +305,7 @@ pub struct BatchResult {
     request_body = BatchInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key and body answers the same")),
     responses(
-        (status = 200, description = "Every item's result; invalid items are `rejected` with the reason, the others are applied", body = BatchResult),
+        (status = 200, description = "Every item's result; invalid items are `rejected` with the reason, the others are applied. The stock of each item `created`, or `updated` with another `stock_quantity`, is sent to the inventory (`ProductStockSet`)", body = BatchResult),
         (status = 400, description = "Not JSON, no `items`, or more than 1,000 of them", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
         (status = 422, description = "The Idempotency-Key was used with another body", body = ErrorBody),
@@ -282,7 +314,7 @@ pub struct BatchResult {
     tag = "products"
 )]
 async fn batch(
-    State(db): State<Db>,
+    State(catalog): State<Catalog>,
     key: Option<IdempotencyKey>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
@@ -305,16 +337,22 @@ async fn batch(
     // (PostgreSQL would abort one of two batches that lock them crosswise). The sort is
     // stable: a SKU repeated in a batch is applied in the batch's order.
     valid.sort_by(|a, b| a.1.get().sku.cmp(&b.1.get().sku));
-    let mut once = match begin(&db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
+    let mut once = match begin(&catalog.db, key.as_ref().map(|k| k.0.as_str()), &print).await? {
         Begun::New(once) => once,
         Begun::Done(outcome) => return batch_answer(outcome),
     };
+    let mut stock_set = false;
     for (index, fields) in valid {
-        let (status, product) = repo::upsert(once.tx(), &fields).await?;
+        let upserted = repo::upsert(once.tx(), &fields).await?;
+        let product = upserted.product;
+        if upserted.stock_set {
+            stage_set(once.tx(), &product.id, product.stock_quantity).await?;
+            stock_set = true;
+        }
         results[index] = Some(ItemResult {
             index,
             sku: Some(product.sku),
-            status,
+            status: upserted.status,
             id: Some(product.id),
             code: None,
             message: None,
@@ -341,7 +379,11 @@ async fn batch(
         resource_id: String::new(),
         body: serde_json::to_string(&result).unwrap_or_default(),
     };
-    batch_answer(once.finish(answer).await?)
+    let outcome = once.finish(answer).await?;
+    if stock_set {
+        catalog.relay.notify_one();
+    }
+    batch_answer(outcome)
 }
 
 /// One item of a batch, checked on its own: a problem rejects the item, not the batch.

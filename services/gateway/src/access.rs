@@ -14,17 +14,21 @@ pub enum Upstream {
     Orders,
     Ingest,
     Analytics,
+    Inventory,
+    Payments,
 }
 
 impl Upstream {
     /// The services (not the gateway).
-    pub const ALL: [Upstream; 6] = [
+    pub const ALL: [Upstream; 8] = [
         Upstream::Auth,
         Upstream::Catalog,
         Upstream::Customers,
         Upstream::Orders,
         Upstream::Ingest,
         Upstream::Analytics,
+        Upstream::Inventory,
+        Upstream::Payments,
     ];
 
     pub fn name(self) -> &'static str {
@@ -36,6 +40,8 @@ impl Upstream {
             Upstream::Orders => "orders",
             Upstream::Ingest => "ingest",
             Upstream::Analytics => "analytics",
+            Upstream::Inventory => "inventory",
+            Upstream::Payments => "payments",
         }
     }
 }
@@ -117,6 +123,10 @@ const PEOPLE: Access = Access::AnyOf {
     roles: &["admin", "customer"],
     scopes: &[],
 };
+const ADMINS: Access = Access::AnyOf {
+    roles: &["admin"],
+    scopes: &[],
+};
 const ANALYSTS: Access = Access::AnyOf {
     roles: &["admin"],
     scopes: &["analytics:read"],
@@ -160,6 +170,13 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         Some(crud("/api/v1/customers", Upstream::Customers, PEOPLE))
     } else if under(path, "/api/v1/orders") {
         Some(crud("/api/v1/orders", Upstream::Orders, PEOPLE))
+    } else if under(path, "/api/v1/inventory") {
+        // Stock levels are as public as the catalog; only administrators set them.
+        let access = if reading { Access::Public } else { ADMINS };
+        Some(crud("/api/v1/inventory", Upstream::Inventory, access))
+    } else if under(path, "/api/v1/payments") {
+        // Whose payments: the service limits a customer's token to their own.
+        Some(crud("/api/v1/payments", Upstream::Payments, PEOPLE))
     } else if path == "/api/v1/events" {
         Some(Route {
             pattern: "/api/v1/events",
@@ -244,6 +261,19 @@ mod tests {
         assert_eq!(
             (status.upstream, status.access),
             (Upstream::Gateway, ANALYSTS)
+        );
+        let stock = route(&get, "/api/v1/inventory/p1").unwrap();
+        assert_eq!(
+            (stock.upstream, stock.access),
+            (Upstream::Inventory, Access::Public)
+        );
+        let set = route(&Method::PUT, "/api/v1/inventory/p1").unwrap().access;
+        assert!(set.admits(&claims(&["admin"], "")));
+        assert!(!set.admits(&claims(&["customer"], "catalog:write")));
+        let payments = route(&get, "/api/v1/payments?order_id=o1").unwrap();
+        assert_eq!(
+            (payments.upstream, payments.access),
+            (Upstream::Payments, PEOPLE)
         );
         assert_eq!(route(&get, "/api/v1/productsx"), None);
         assert_eq!(route(&get, "/api/v1/unknown"), None);

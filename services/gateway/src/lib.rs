@@ -63,6 +63,8 @@ pub struct UpstreamUrls {
     pub orders: String,
     pub ingest: String,
     pub analytics: String,
+    pub inventory: String,
+    pub payments: String,
 }
 
 impl UpstreamUrls {
@@ -75,6 +77,8 @@ impl UpstreamUrls {
             Upstream::Orders => &self.orders,
             Upstream::Ingest => &self.ingest,
             Upstream::Analytics => &self.analytics,
+            Upstream::Inventory => &self.inventory,
+            Upstream::Payments => &self.payments,
         }
     }
 }

@@ -18,7 +18,15 @@ pub struct OrderInput {
     pub customer_id: String,
     /// 1 to 100 lines.
     pub lines: Vec<LineInput>,
+    /// The payment provider's method to charge (default `pm_card_visa`; the sandbox's test
+    /// methods: `pm_card_visa`, `pm_card_mastercard`, `pm_card_amex` succeed,
+    /// `pm_card_chargeDeclined` and `pm_card_chargeDeclinedInsufficientFunds` are declined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
 }
+
+/// The payment method of an order that names none.
+pub const DEFAULT_PAYMENT_METHOD: &str = "pm_card_visa";
 
 /// One line of a new order.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -58,11 +66,21 @@ impl OrderRequest {
                 1..=MAX_QUANTITY,
             );
         }
+        if let Some(method) = &input.payment_method {
+            invalid.text("payment_method", method, 1, 128, false);
+        }
         invalid.or(OrderRequest(input))
     }
 
     pub fn get(&self) -> &OrderInput {
         &self.0
+    }
+
+    pub fn payment_method(&self) -> &str {
+        self.0
+            .payment_method
+            .as_deref()
+            .unwrap_or(DEFAULT_PAYMENT_METHOD)
     }
 }
 
@@ -138,12 +156,33 @@ pub struct Order {
     pub lines: Vec<Line>,
     /// The sum of quantity × unit price over the lines.
     pub total: Money,
+    /// The payment method the saga charges.
+    pub payment_method: String,
+    /// Why the order was cancelled: `out_of_stock`, `payment_declined`, `timeout`,
+    /// `customer` or `admin`; null unless `CANCELLED`.
+    pub cancel_reason: Option<String>,
+    /// The saga's steps so far, oldest first.
+    pub timeline: Vec<TimelineEntry>,
     /// RFC 3339, UTC.
     pub created_at: String,
     /// RFC 3339, UTC.
     pub updated_at: String,
     /// Grows by one with every change; the `ETag`.
     pub version: i64,
+}
+
+/// One step of an order's saga.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineEntry {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `order`, `stock`, `payment` or `cancel`.
+    pub step: String,
+    /// What happened: `created`, `reserved`, `rejected`, `succeeded`, `failed`, `timed_out`,
+    /// `requested`, `released`, `refunded`, ….
+    pub outcome: String,
+    /// A detail: the product short of stock, the decline code, the payment id.
+    pub detail: Option<String>,
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use service_db::{Db, DbError, now_us, rfc3339};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::order::{Line, Order, Status};
-use crate::outbox;
+use crate::order::{Line, Order, Status, TimelineEntry};
+use crate::saga::{State, Step};
 
 /// Why a change did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +28,8 @@ impl From<sqlx::Error> for RepoError {
     }
 }
 
-const COLUMNS: &str =
-    "id, customer_id, status, currency, total_amount, created_at, updated_at, version";
+const COLUMNS: &str = "id, customer_id, status, currency, total_amount, payment_method, \
+     cancel_reason, saga_step, created_at, updated_at, version";
 
 /// An order row before its lines are attached.
 fn order(row: &AnyRow) -> Result<Order, DbError> {
@@ -48,30 +48,38 @@ fn order(row: &AnyRow) -> Result<Order, DbError> {
             amount: row.try_get("total_amount").map_err(get)?,
             currency,
         },
+        payment_method: row.try_get("payment_method").map_err(get)?,
+        cancel_reason: row.try_get("cancel_reason").map_err(get)?,
+        timeline: Vec::new(),
         created_at: rfc3339(row.try_get("created_at").map_err(get)?),
         updated_at: rfc3339(row.try_get("updated_at").map_err(get)?),
         version: row.try_get("version").map_err(get)?,
     })
 }
 
-/// Stores a new order, its lines and one outbox event per line, in the creating transaction.
+/// Stores a new order (`PENDING`, waiting for its stock until `deadline_us`), its lines, the
+/// first entry of its timeline and its `OrderCreated`, in the creating transaction.
 pub async fn insert(
     tx: &mut Transaction<'static, Any>,
     customer_id: &str,
     lines: Vec<Line>,
     total: Money,
-    topic: &str,
+    payment_method: &str,
+    deadline_us: i64,
 ) -> Result<Order, RepoError> {
     let id = service_db::new_id();
     let now = now_us();
     let row = sqlx::query(&format!(
-        "INSERT INTO orders ({COLUMNS}) VALUES ($1, $2, 'PENDING', $3, $4, $5, $5, 1) \
-         RETURNING {COLUMNS}"
+        "INSERT INTO orders (id, customer_id, status, currency, total_amount, payment_method, \
+         saga_step, step_deadline, created_at, updated_at, version) \
+         VALUES ($1, $2, 'PENDING', $3, $4, $5, 'stock', $6, $7, $7, 1) RETURNING {COLUMNS}"
     ))
     .bind(&id)
     .bind(customer_id)
     .bind(total.currency.code())
     .bind(total.amount)
+    .bind(payment_method)
+    .bind(deadline_us)
     .bind(now)
     .fetch_one(&mut **tx)
     .await?;
@@ -89,9 +97,125 @@ pub async fn insert(
         .execute(&mut **tx)
         .await?;
     }
-    outbox::stage_purchases(tx, topic, &id, customer_id, &lines, now).await?;
     order.lines = lines;
+    order
+        .timeline
+        .push(add_to_timeline(tx, &id, now, "order", "created", None).await?);
     Ok(order)
+}
+
+/// Appends an entry to the order's timeline (its row is locked by the caller's transaction).
+pub async fn add_to_timeline(
+    tx: &mut Transaction<'static, Any>,
+    order_id: &str,
+    at_us: i64,
+    step: &str,
+    outcome: &str,
+    detail: Option<&str>,
+) -> Result<TimelineEntry, DbError> {
+    sqlx::query(
+        "INSERT INTO order_timeline (order_id, seq, at, step, outcome, detail) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM order_timeline \
+         WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(at_us)
+    .bind(step)
+    .bind(outcome)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(TimelineEntry {
+        at: rfc3339(at_us),
+        step: step.to_owned(),
+        outcome: outcome.to_owned(),
+        detail: detail.map(str::to_owned),
+    })
+}
+
+/// An order inside a write transaction, its row locked until the transaction ends (on SQLite
+/// the transaction holds the database's write lock already).
+pub async fn lock(
+    tx: &mut Transaction<'static, Any>,
+    backend: service_db::Backend,
+    id: &str,
+) -> Result<Option<(Order, State)>, DbError> {
+    let lock = match backend {
+        service_db::Backend::Postgres => " FOR UPDATE",
+        service_db::Backend::Sqlite => "",
+    };
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1{lock}"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut order = order(&row)?;
+    let step: Option<String> = row.try_get("saga_step")?;
+    let state = State {
+        status: order.status,
+        step: step.as_deref().and_then(Step::parse),
+    };
+    let rows = sqlx::query(
+        "SELECT product_id, quantity, unit_amount FROM order_lines WHERE order_id = $1 \
+         ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &rows {
+        order.lines.push(Line {
+            product_id: row.try_get("product_id")?,
+            quantity: row.try_get("quantity")?,
+            unit_price: Money {
+                amount: row.try_get("unit_amount")?,
+                currency: order.total.currency,
+            },
+        });
+    }
+    Ok(Some((order, state)))
+}
+
+/// Stores the saga's move of a locked order to `next`: its status, the step it waits on until
+/// `deadline_us`, the reason of a cancellation; one version more.
+pub async fn store_state(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    next: State,
+    deadline_us: Option<i64>,
+    cancel_reason: Option<&str>,
+    now: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE orders SET status = $2, saga_step = $3, step_deadline = $4, \
+         cancel_reason = COALESCE($5, cancel_reason), updated_at = $6, version = version + 1 \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(next.status.as_str())
+    .bind(next.step.map(Step::as_str))
+    .bind(deadline_us)
+    .bind(cancel_reason)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Orders whose step has waited past its deadline, oldest first.
+pub async fn overdue(db: &Db, now: i64, limit: i64) -> Result<Vec<String>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id FROM orders WHERE step_deadline IS NOT NULL AND step_deadline < $1 \
+         ORDER BY step_deadline LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get("id").map_err(DbError::from))
+        .collect()
 }
 
 async fn attach_lines(db: &Db, orders: &mut [Order]) -> Result<(), DbError> {
@@ -117,7 +241,29 @@ async fn attach_lines(db: &Db, orders: &mut [Order]) -> Result<(), DbError> {
             row.try_get("unit_amount")?,
         ));
     }
+    let sql = format!(
+        "SELECT order_id, at, step, outcome, detail FROM order_timeline \
+         WHERE order_id IN ({}) ORDER BY order_id, seq",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for o in orders.iter() {
+        query = query.bind(&o.id);
+    }
+    let mut timelines: HashMap<String, Vec<TimelineEntry>> = HashMap::new();
+    for row in &query.fetch_all(db.pool()).await? {
+        timelines
+            .entry(row.try_get("order_id")?)
+            .or_default()
+            .push(TimelineEntry {
+                at: rfc3339(row.try_get("at")?),
+                step: row.try_get("step")?,
+                outcome: row.try_get("outcome")?,
+                detail: row.try_get("detail")?,
+            });
+    }
     for o in orders.iter_mut() {
+        o.timeline = timelines.remove(&o.id).unwrap_or_default();
         let currency = o.total.currency;
         o.lines = lines
             .remove(&o.id)

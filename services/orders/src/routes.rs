@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,8 +23,14 @@ use service_common::rest::{
 use service_db::Db;
 use service_db::idempotency::{Begun, Stored, begin, fingerprint, lookup};
 
-use crate::order::{Line, LineInput, Order, OrderInput, OrderRequest, Status, StatusChange};
+use messaging::contract::reason;
+
+use crate::flow::ApplyError;
+use crate::order::{
+    Line, LineInput, Order, OrderInput, OrderRequest, Status, StatusChange, TimelineEntry,
+};
 use crate::repo::{self, Filter, RepoError};
+use crate::saga::Event;
 use crate::upstream::UpstreamError;
 use crate::{ORDERS, Orders};
 
@@ -83,15 +91,20 @@ fn unprocessable(code: &'static str, message: String) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
-/// Creates an order: prices from the catalog, one `PURCHASE` event per line to the log.
+/// Creates an order (`PENDING`): prices from the catalog, then its saga reserves the stock
+/// and takes the payment.
 #[utoipa::path(
     operation_id = "create_order",
     post,
     path = "/api/v1/orders",
     request_body = OrderInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key and body answers the same, and creates one order")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeating a request with the same key and body answers the same, and creates one order"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N` (RFC 7240, N up to 10): answer once the saga has settled (`CONFIRMED` or `CANCELLED`) or N seconds have passed; `Preference-Applied` says it was"),
+    ),
     responses(
-        (status = 201, description = "Created (`PENDING`), priced at the catalog's current prices; `Location` and `ETag` are set", body = Order),
+        (status = 201, description = "Created (`PENDING`, or with `Prefer: wait` where the saga got to), priced at the catalog's current prices; `Location` and `ETag` are set", body = Order,
+         headers(("Preference-Applied" = String, description = "`wait=N` when the request asked to wait"))),
         (status = 400, description = "Not JSON, or a field is invalid (`fields` lists them)", body = ErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
@@ -105,8 +118,10 @@ async fn create(
     State(orders): Shared,
     caller: Caller,
     key: Option<IdempotencyKey>,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
+    let wait = prefer_wait(&headers);
     let print = fingerprint(ORDERS, &body);
     let input: OrderInput = from_value(body)?;
     let request = OrderRequest::parse(input)?;
@@ -126,15 +141,88 @@ async fn create(
         Begun::Done(outcome) => return outcome.respond(ORDERS),
     };
     let customer_id = &request.get().customer_id;
-    let order = repo::insert(once.tx(), customer_id, lines, total, &orders.topic).await?;
+    let deadline = orders.saga.deadline(service_db::now_us());
+    let order = repo::insert(
+        once.tx(),
+        customer_id,
+        lines,
+        total,
+        request.payment_method(),
+        deadline,
+    )
+    .await?;
+    orders.saga.created(once.tx(), &order).await?;
     let answer = Stored {
         status: 201,
         body: serde_json::to_string(&order).unwrap_or_default(),
-        resource_id: order.id,
+        resource_id: order.id.clone(),
     };
     let outcome = once.finish(answer).await?;
-    orders.relay.notify_one();
-    outcome.respond(ORDERS)
+    orders.saga.committed();
+    match wait {
+        Some(wait) => {
+            let settled = settled(&orders, &order.id, wait).await?;
+            let mut response = outcome.respond(ORDERS)?;
+            if let Some(settled) = settled {
+                *response.body_mut() =
+                    axum::body::Body::from(serde_json::to_string(&settled).unwrap_or_default());
+                response.headers_mut().insert(
+                    axum::http::header::ETAG,
+                    service_common::rest::etag(settled.version),
+                );
+            }
+            response.headers_mut().insert(
+                "preference-applied",
+                axum::http::HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
+                    .unwrap_or(axum::http::HeaderValue::from_static("wait")),
+            );
+            Ok(response)
+        }
+        None => outcome.respond(ORDERS),
+    }
+}
+
+/// The longest `Prefer: wait` honoured.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// The `wait` preference of a request (RFC 7240), at most [`MAX_WAIT`]; other preferences
+/// are ignored, as the RFC asks.
+fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|p| {
+            let (name, value) = p.split_once('=')?;
+            (name.trim().eq_ignore_ascii_case("wait"))
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .next()
+        .map(|secs| Duration::from_secs(secs).min(MAX_WAIT))
+}
+
+/// The order once its saga has settled, waiting at most `wait`; `None` if it has not by then.
+async fn settled(orders: &Orders, id: &str, wait: Duration) -> Result<Option<Order>, ApiError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let changed = orders.saga.changed();
+        let order = repo::get(&orders.db, id).await?;
+        if let Some(order) = order.filter(|o| o.status != Status::Pending) {
+            return Ok(Some(order));
+        }
+        // A change is announced to those already waiting; a short poll covers another
+        // replica's changes, which this one hears nothing of.
+        let wake = tokio::time::Instant::now() + Duration::from_millis(250);
+        if tokio::time::timeout_at(deadline.min(wake), changed)
+            .await
+            .is_err()
+            && tokio::time::Instant::now() >= deadline
+        {
+            return Ok(None);
+        }
+    }
 }
 
 /// The order's lines at the catalog's prices, and their total; the customer must exist.
@@ -309,9 +397,11 @@ async fn list(
     Ok(Json(page.page(rows, |o| &o.id)))
 }
 
-/// Moves the order to `to`, under `if_match`. A customer may only cancel their own orders.
+/// Moves the order to `to`, under `if_match`. A customer may only cancel their own orders;
+/// a cancellation goes through the saga (which compensates), `PENDING → CONFIRMED` is the
+/// saga's alone.
 async fn transition(
-    db: &Db,
+    orders: &Orders,
     caller: &Caller,
     id: &str,
     if_match: &IfMatch,
@@ -320,21 +410,25 @@ async fn transition(
     if !caller.is_privileged() && to != Status::Cancelled {
         return Err(forbidden("a customer can only cancel an order"));
     }
+    if to == Status::Cancelled {
+        return cancel_order(orders, caller, id, if_match).await;
+    }
+    let db = &orders.db;
     for _ in 0..5 {
         let current = find(db, caller, id).await?;
         if !if_match.matches(current.version) {
             return Err(precondition_failed(current.version));
         }
-        if !current.status.can_become(to) {
+        if current.status == Status::Pending && to == Status::Confirmed {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                "invalid_transition",
-                format!(
-                    "an order cannot go from {} to {}",
-                    current.status.as_str(),
-                    to.as_str()
-                ),
+                "saga_in_progress",
+                "a pending order is confirmed by its saga once its stock is reserved and its \
+                 payment taken",
             ));
+        }
+        if !current.status.can_become(to) {
+            return Err(invalid_transition(current.status, to));
         }
         match repo::set_status(db, id, current.version, current.status, to).await {
             Ok(order) => return Ok(order),
@@ -347,6 +441,58 @@ async fn transition(
         "conflict",
         "the order kept changing; retry",
     ))
+}
+
+fn invalid_transition(from: Status, to: Status) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "invalid_transition",
+        format!(
+            "an order cannot go from {} to {}",
+            from.as_str(),
+            to.as_str()
+        ),
+    )
+}
+
+/// Cancels the order through the saga (reason `customer` for a customer's token, else
+/// `admin`), in one transaction with its `OrderCancelled`.
+async fn cancel_order(
+    orders: &Orders,
+    caller: &Caller,
+    id: &str,
+    if_match: &IfMatch,
+) -> Result<Order, ApiError> {
+    // Visible to the caller at all (another customer's order is not found).
+    find(&orders.db, caller, id).await?;
+    let reason = if caller.customer().is_some() {
+        reason::CUSTOMER
+    } else {
+        reason::ADMIN
+    };
+    let mut tx = orders.db.begin_write().await?;
+    let Some((current, _)) = repo::lock(&mut tx, orders.db.backend(), id).await? else {
+        return Err(not_found("order", id));
+    };
+    if !if_match.matches(current.version) {
+        return Err(precondition_failed(current.version));
+    }
+    match orders
+        .saga
+        .apply(&mut tx, id, &Event::Cancel { reason }, None)
+        .await
+    {
+        Ok(_) => {}
+        Err(ApplyError::NotCancellable(status)) => {
+            return Err(invalid_transition(status, Status::Cancelled));
+        }
+        Err(ApplyError::Db(e)) => return Err(e.into()),
+    }
+    tx.commit().await.map_err(service_db::DbError::from)?;
+    orders.saga.committed();
+    repo::get(&orders.db, id)
+        .await?
+        .ok_or_else(|| not_found("order", id))
 }
 
 /// Changes an order's status.
@@ -363,7 +509,7 @@ async fn transition(
         (status = 200, description = "The order in its new status; `ETag` is its new version", body = Order),
         (status = 400, description = "Not JSON, or not a status", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 409, description = "The order cannot go to that status from where it is (`invalid_transition`)", body = ErrorBody),
+        (status = 409, description = "The order cannot go to that status from where it is (`invalid_transition`), or is `PENDING` and only its saga confirms it (`saga_in_progress`)", body = ErrorBody),
         (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
         (status = 503, description = "The database did not answer", body = ErrorBody),
     ),
@@ -376,7 +522,7 @@ async fn change_status(
     if_match: IfMatch,
     JsonBody(change): JsonBody<StatusChange>,
 ) -> Result<Response, ApiError> {
-    let order = transition(&orders.db, &caller, &id, &if_match, change.status).await?;
+    let order = transition(&orders, &caller, &id, &if_match, change.status).await?;
     Ok(tagged(order.version, &order))
 }
 
@@ -395,7 +541,7 @@ async fn change_status(
         (status = 200, description = "The changed order", body = Order),
         (status = 400, description = "Not JSON, or a field other than `status`", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 409, description = "`invalid_transition`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition` or `saga_in_progress`", body = ErrorBody),
         (status = 412, description = "`If-Match` does not name the current version", body = ErrorBody),
         (status = 503, description = "The database did not answer", body = ErrorBody),
     ),
@@ -409,7 +555,7 @@ async fn patch(
     JsonBody(patch): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let change: StatusChange = from_value(patch)?;
-    let order = transition(&orders.db, &caller, &id, &if_match, change.status).await?;
+    let order = transition(&orders, &caller, &id, &if_match, change.status).await?;
     Ok(tagged(order.version, &order))
 }
 
@@ -441,15 +587,15 @@ async fn cancel(
     if current.status == Status::Cancelled && if_match.matches(current.version) {
         return Ok(StatusCode::NO_CONTENT);
     }
-    transition(&orders.db, &caller, &id, &if_match, Status::Cancelled).await?;
+    transition(&orders, &caller, &id, &if_match, Status::Cancelled).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "ecom orders", description = "Orders, priced from the catalog; each creation feeds PURCHASE events to the stream."),
+    info(title = "ecom orders", description = "Orders, priced from the catalog, each carried through the order saga (stock reserved, payment taken, or compensated); each confirmation feeds PURCHASE events to the stream."),
     paths(create, read, list, change_status, patch, cancel),
-    components(schemas(Order, OrderInput, LineInput, Line, Status, StatusChange, FieldError, ErrorBody, ErrorDetail)),
+    components(schemas(Order, OrderInput, LineInput, Line, Status, StatusChange, TimelineEntry, FieldError, ErrorBody, ErrorDetail)),
     tags((name = "orders", description = "Orders"))
 )]
 struct ApiDoc;

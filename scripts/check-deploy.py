@@ -20,7 +20,8 @@ import sys
 import yaml
 
 SUBCOMMANDS = {"up", "window", "gen", "ingest", "stream-engine", "analytics", "gateway", "auth",
-               "catalog", "customers", "orders", "import", "migrate", "health"}
+               "catalog", "customers", "orders", "inventory", "payments", "import", "migrate",
+               "health"}
 # Read by libraries rather than by our flags: the AWS SDK, OpenTelemetry, tracing, and sqlx's
 # libpq variables for TLS to PostgreSQL.
 LIBRARY_ENV = re.compile(r"^(AWS_[A-Z_]+|OTEL_[A-Z_]+|RUST_LOG|ECOM_LOG_FORMAT|PGSSLMODE|PGSSLROOTCERT)$")

@@ -9,10 +9,11 @@ applied here: no cluster). Run by scripts/check-k8s.sh.
   (kubernetes-validate, strict: an unknown field is an error), custom resources against
   k8s/schemas/ (a kind without a schema is an error). The same for the Argo CD applications.
 - The platform's rules, which no schema knows:
-  - the AWS overlay runs gateway, auth, catalog, customers, orders, ingest and analytics, the
-    GCP overlay the stream engine, each Deployment named after its service and running that
-    subcommand, with a port named `http` (the one its ECOM_ADDR names, and the one the PodMonitor
-    scrapes), a Service and a ServiceAccount of its name, and a PodDisruptionBudget;
+  - the AWS overlay runs gateway, auth, catalog, customers, orders, inventory, payments, ingest
+    and analytics, the GCP overlay the stream engine, each Deployment named after its service
+    and running that subcommand, with a port named `http` (the one its ECOM_ADDR names, and the
+    one the PodMonitor scrapes), a Service and a ServiceAccount of its name, and a
+    PodDisruptionBudget;
   - readiness on /readyz and liveness on /healthz; CPU and memory requests and limits; the
     restricted security context (non-root, read-only root filesystem, no privilege escalation,
     no capabilities, seccomp RuntimeDefault);
@@ -50,13 +51,15 @@ RENDERED = {
     "observability": "observability",
 }
 WORKLOADS = {
-    "aws": {"gateway", "auth", "catalog", "customers", "orders", "ingest", "analytics"},
+    "aws": {"gateway", "auth", "catalog", "customers", "orders", "inventory", "payments", "ingest",
+            "analytics"},
     "gcp": {"stream-engine"},
 }
 AUTOSCALED = {"gateway", "ingest"}
-# Workloads that call AWS APIs, and so need a role (DEPLOY.md): three services, and the log
-# shipper (CloudWatch Logs).
-IRSA = {"ingest", "orders", "analytics", "fluent-bit"}
+# Workloads that call AWS APIs, and so need a role (DEPLOY.md): the services on MSK (ingest,
+# analytics, and the order flow's catalog, orders, inventory and payments), and the log shipper
+# (CloudWatch Logs).
+IRSA = {"ingest", "orders", "analytics", "catalog", "inventory", "payments", "fluent-bit"}
 SCHEMAS = {
     ("argoproj.io/v1alpha1", "Application"): "application.yaml",
     ("argoproj.io/v1alpha1", "AppProject"): "appproject.yaml",

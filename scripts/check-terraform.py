@@ -122,7 +122,10 @@ REQUIRED = {
 # environment (a role with a computed name counts when the workload's name appears as a value
 # or key there, e.g. in its for_each map or the module's arguments).
 REQUIRED_ROLES = {
-    "terraform-aws": ["ingest", "orders", "analytics", "external-secrets", "aws-load-balancer-controller"],
+    "terraform-aws": [
+        "ingest", "orders", "catalog", "inventory", "payments", "analytics", "external-secrets",
+        "aws-load-balancer-controller",
+    ],
     "terraform-gcp": ["stream-engine"],
 }
 

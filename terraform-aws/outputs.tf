@@ -55,6 +55,21 @@ output "orders_role_arn" {
   value       = module.iam.orders_role_arn
 }
 
+output "catalog_role_arn" {
+  description = "Role of ServiceAccount ecom/catalog."
+  value       = module.iam.catalog_role_arn
+}
+
+output "inventory_role_arn" {
+  description = "Role of ServiceAccount ecom/inventory."
+  value       = module.iam.inventory_role_arn
+}
+
+output "payments_role_arn" {
+  description = "Role of ServiceAccount ecom/payments."
+  value       = module.iam.payments_role_arn
+}
+
 output "analytics_role_arn" {
   description = "Role of ServiceAccount ecom/analytics."
   value       = module.iam.analytics_role_arn
@@ -192,6 +207,9 @@ output "kubernetes_values" {
     AUTH_SECRET_NAME=${module.secrets.auth_secret_name}
     INGEST_ROLE_ARN=${module.iam.ingest_role_arn}
     ORDERS_ROLE_ARN=${module.iam.orders_role_arn}
+    CATALOG_ROLE_ARN=${module.iam.catalog_role_arn}
+    INVENTORY_ROLE_ARN=${module.iam.inventory_role_arn}
+    PAYMENTS_ROLE_ARN=${module.iam.payments_role_arn}
     ANALYTICS_ROLE_ARN=${module.iam.analytics_role_arn}
     FLUENT_BIT_ROLE_ARN=${module.iam.fluent_bit_role_arn}
   EOT

@@ -107,6 +107,8 @@ pub fn api_description() -> utoipa::openapi::OpenApi {
         catalog::openapi(),
         customers::openapi(),
         orders::openapi(),
+        inventory::openapi(),
+        payments::openapi(),
         ingest::openapi(),
         analytics_api::openapi(),
     ])

@@ -342,6 +342,7 @@ impl Services {
         // outbox relayed to the topics it writes and its consumers of the topics it reads.
         let topics = &storage.flow;
         let consumer_metrics = messaging::ConsumerMetrics::register(registry);
+        let relay_metrics = messaging::RelayFamilies::register(registry);
         let mut flow = flow::Flow::new();
         let orders_upstreams = orders::Upstreams::new(orders::UpstreamConfig {
             catalog_url: wiring.upstreams.catalog.clone(),
@@ -354,13 +355,13 @@ impl Services {
                 .with(INPUT_TOPIC, storage.events.clone())
                 .with(ORDER_EVENTS, topics.orders.clone())
                 .with(DEAD_LETTERS, topics.dead_letters.clone()),
+            relay_metrics.for_service("orders"),
             orders_upstreams,
             orders::SagaConfig {
                 purchases_topic: INPUT_TOPIC.to_owned(),
                 step_timeout: args.saga.saga_step_timeout,
             },
             token_check.clone(),
-            registry,
             http.clone(),
         );
         for (topic, log) in [
@@ -384,9 +385,9 @@ impl Services {
             messaging::Topics::default()
                 .with(INVENTORY_EVENTS, topics.inventory.clone())
                 .with(DEAD_LETTERS, topics.dead_letters.clone()),
+            relay_metrics.for_service("inventory"),
             token_check.clone(),
             args.stock.settings(),
-            registry,
             http.clone(),
         );
         let log = topics.orders.clone();
@@ -414,8 +415,8 @@ impl Services {
             messaging::Topics::default()
                 .with(CATALOG_EVENTS, topics.catalog.clone())
                 .with(DEAD_LETTERS, topics.dead_letters.clone()),
+            relay_metrics.for_service("catalog"),
             http.clone(),
-            registry,
         );
         let log = topics.inventory.clone();
         flow.consumer(catalog::consume(
@@ -436,6 +437,7 @@ impl Services {
             messaging::Topics::default()
                 .with(PAYMENT_EVENTS, topics.payments.clone())
                 .with(DEAD_LETTERS, topics.dead_letters.clone()),
+            relay_metrics.for_service("payments"),
             token_check,
             payments::Settings::default(),
             provider,

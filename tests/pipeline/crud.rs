@@ -1,7 +1,8 @@
-//! Orders feeding the stream, end to end: in `ecom up` (SQLite, the embedded log) an order's
-//! buyer is counted in the product's window; as processes on PostgreSQL and Kafka, every
-//! acknowledged order's PURCHASE events reach the topic even when `ecom orders` is killed
-//! with SIGKILL mid-stream.
+//! Orders feeding the stream, end to end: in `ecom up` (SQLite, the embedded log) a confirmed
+//! order's buyer is counted in the product's window; as processes on PostgreSQL and Kafka
+//! (orders, inventory, payments, the catalog), every acknowledged order is confirmed and
+//! charged once and its PURCHASE events reach the topic even when `ecom orders` is killed with
+//! SIGKILL mid-stream.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -27,6 +28,29 @@ async fn create(http: &reqwest::Client, url: &str, body: &Value) -> String {
     let (status, created) = post(http, url, body).await;
     assert_eq!(status, 201, "POST {url}: {created}");
     created["id"].as_str().expect("an id").to_owned()
+}
+
+/// Waits until the inventory shows `available` units of `product`.
+async fn wait_stock(http: &reqwest::Client, base: &str, product: &str, available: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stock: Value = match http
+            .get(format!("{base}/api/v1/inventory/{product}"))
+            .send()
+            .await
+        {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if stock["available"] == available {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{product}: wanted {available} available, {stock}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn product(sku: &str) -> Value {
@@ -90,16 +114,34 @@ async fn an_order_in_ecom_up_counts_its_buyer_in_the_products_window() {
         &json!({"name": "Ann", "email": "ann@example.com"}),
     )
     .await;
+    // The catalog's stock reaches the inventory (the stock sync) before anyone can buy it.
+    wait_stock(&anonymous, &base, &mug, 3).await;
     let order = json!({"customer_id": ann, "lines": [{"product_id": mug, "quantity": 2}]});
-    let (status, created) = post(&http, &format!("{base}/api/v1/orders"), &order).await;
-    assert_eq!(status, 201, "{created}");
-    let window = format!("{}:00Z", &created["created_at"].as_str().unwrap()[..16]);
+    let created = http
+        .post(format!("{base}/api/v1/orders"))
+        .header("prefer", "wait=10")
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["status"], "CONFIRMED", "{created}");
+    // The buyer is counted when the order is confirmed: that minute's window.
+    let window = format!("{}:00Z", &created["updated_at"].as_str().unwrap()[..16]);
+    wait_stock(&anonymous, &base, &mug, 1).await;
 
-    // Once the relay has appended the order's event (with no out-of-orderness allowed, a later
-    // event arriving first would make it late), a later view of the same product moves its
-    // partition's watermark past the order's minute, which closes the window.
+    // Once the relay has appended the order's PURCHASE event (with no out-of-orderness
+    // allowed, a later event arriving first would make it late), a later view of the same
+    // product moves its partition's watermark past the order's minute, which closes the
+    // window. The orders relay sends OrderCreated, PaymentRequested, OrderConfirmed and the
+    // PURCHASE event.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&platform.metrics().await, "outbox_sent_total") < 1.0 {
+    while metric(
+        &platform.metrics().await,
+        r#"outbox_sent_total{service="orders"}"#,
+    ) < 4.0
+    {
         assert!(
             Instant::now() < deadline,
             "the order's event was never relayed"
@@ -178,19 +220,21 @@ async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
         ("ECOM_RELAY_POLL", "200ms"),
     ];
     let mut orders = stack.service("orders", &upstreams, Stdio::inherit());
+    // The saga's participants, on the same database (their own schemas) and broker.
+    let inventory = stack.service("inventory", &db, Stdio::inherit());
+    let payments = stack.service("payments", &db, Stdio::inherit());
     orders.wait_ready().await;
+    inventory.wait_ready().await;
+    payments.wait_ready().await;
 
     let http = reqwest::Client::new();
     let mut products = Vec::new();
     for i in 0..5 {
-        products.push(
-            create(
-                &http,
-                &format!("{}/api/v1/products", catalog.url()),
-                &product(&format!("P-{i}")),
-            )
-            .await,
-        );
+        let mut body = product(&format!("P-{i}"));
+        body["stock_quantity"] = 1_000.into();
+        let id = create(&http, &format!("{}/api/v1/products", catalog.url()), &body).await;
+        wait_stock(&http, inventory.url(), &id, 1_000).await;
+        products.push(id);
     }
     let buyer = create(
         &http,
@@ -284,8 +328,33 @@ async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
                 sent.is_subset(&acknowledged),
                 "events of orders never acknowledged"
             );
-            let metrics = orders.metrics().await;
-            assert_eq!(metric(&metrics, "outbox_backlog"), 0.0);
+            // Every acknowledged order confirmed and charged exactly once, across the kill.
+            let mut ids: BTreeSet<&str> = BTreeSet::new();
+            for line in &acknowledged {
+                ids.insert(line.split(':').next().unwrap());
+            }
+            for id in ids {
+                let order: Value = http
+                    .get(format!("{}/api/v1/orders/{id}", orders.url()))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_eq!(order["status"], "CONFIRMED", "{order}");
+                let charges: Value = http
+                    .get(format!("{}/api/v1/payments?order_id={id}", payments.url()))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let charges = charges["items"].as_array().unwrap();
+                assert_eq!(charges.len(), 1, "{charges:?}");
+                assert_eq!(charges[0]["status"], "SUCCEEDED");
+            }
             return;
         }
         assert!(Instant::now() < deadline, "never sent: {missing:?}");

@@ -12,6 +12,7 @@ mod dashboard;
 mod data_dir;
 mod import_folder;
 mod readme;
+mod saga;
 mod support;
 mod traces;
 mod up;

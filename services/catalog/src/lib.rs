@@ -39,7 +39,9 @@ use std::time::Duration;
 use axum::Router;
 use event_log::{EventLog, PartitionReader, ReadError};
 use messaging::consumer::Positions;
-use messaging::{Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayMetrics, Topics};
+use messaging::{
+    Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayFamilies, RelayMetrics, Topics,
+};
 use prometheus_client::registry::Registry;
 use service_common::http_metrics::HttpMetrics;
 use service_common::{Ops, ReadyCheck};
@@ -105,16 +107,12 @@ pub struct Part<L> {
 pub fn part<L: EventLog>(
     db: Db,
     topics: Topics<L>,
+    relay_metrics: RelayMetrics,
     http: Arc<HttpMetrics>,
-    registry: &mut Registry,
 ) -> Part<L> {
     service_db::idempotency::spawn_purge(db.clone());
     messaging::spawn_inbox_purge(db.clone());
-    let relay = Relay::new(
-        db.clone(),
-        topics,
-        RelayMetrics::register_for(registry, "catalog"),
-    );
+    let relay = Relay::new(db.clone(), topics, relay_metrics);
     let ready = db.ready_check();
     let catalog = routes::Catalog {
         db,
@@ -167,7 +165,8 @@ pub async fn build<L: EventLog, R: PartitionReader + 'static>(
         db.clone(),
     )])));
     let metrics = ConsumerMetrics::register(&mut registry);
-    let part = part(db.clone(), topics, http, &mut registry);
+    let relay_metrics = RelayFamilies::register(&mut registry).for_service("catalog");
+    let part = part(db.clone(), topics, relay_metrics, http);
     let router = part
         .router
         .layer(axum::Extension(config.body))

@@ -46,7 +46,9 @@ use std::time::Duration;
 use axum::Router;
 use event_log::{EventLog, PartitionReader, ReadError};
 use messaging::consumer::Positions;
-use messaging::{Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayMetrics, Topics};
+use messaging::{
+    Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayFamilies, RelayMetrics, Topics,
+};
 use prometheus_client::registry::Registry;
 use service_common::auth::Tokens;
 use service_common::http_metrics::HttpMetrics;
@@ -124,17 +126,13 @@ pub struct Part<L> {
 pub fn part<L: EventLog>(
     db: Db,
     topics: Topics<L>,
+    relay_metrics: RelayMetrics,
     tokens: Tokens,
     settings: Settings,
-    registry: &mut Registry,
     http: Arc<HttpMetrics>,
 ) -> Part<L> {
     messaging::spawn_inbox_purge(db.clone());
-    let relay = Relay::new(
-        db.clone(),
-        topics,
-        RelayMetrics::register_for(registry, "inventory"),
-    );
+    let relay = Relay::new(db.clone(), topics, relay_metrics);
     let handler = Arc::new(StockHandler::new(&settings));
     let ready = db.ready_check();
     let inventory = routes::Inventory {
@@ -213,9 +211,9 @@ pub async fn build<L: EventLog, R: PartitionReader + 'static>(
     let part = part(
         db.clone(),
         topics,
+        RelayFamilies::register(&mut registry).for_service("inventory"),
         tokens,
         config.settings,
-        &mut registry,
         http,
     );
     let router = part

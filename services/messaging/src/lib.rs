@@ -20,7 +20,7 @@ pub mod outbox;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerMetrics, HandleError, Handler};
 pub use contract::Message;
 pub use envelope::{BadEnvelope, Envelope};
-pub use outbox::{Relay, RelayMetrics, Topics};
+pub use outbox::{Relay, RelayFamilies, RelayMetrics, Topics};
 
 /// A write transaction of a service's database.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;

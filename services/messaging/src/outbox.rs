@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use event_log::{EventLog, Record};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use service_common::retry::Backoff;
@@ -147,7 +149,7 @@ impl From<sqlx::Error> for RelayError {
     }
 }
 
-/// The relay's metrics (label `service` when several relays share a registry).
+/// One relay's metrics: its series of the process's [`RelayFamilies`].
 #[derive(Debug, Clone, Default)]
 pub struct RelayMetrics {
     pub sent: Counter,
@@ -155,30 +157,49 @@ pub struct RelayMetrics {
     pub backlog: Gauge,
 }
 
-impl RelayMetrics {
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: &'static str,
+}
+
+/// The relays' metrics of a process, a family each labelled `service`, registered once (in
+/// `ecom up` every service's relay shares one registry, and a family is registered only once).
+#[derive(Debug, Clone, Default)]
+pub struct RelayFamilies {
+    sent: Family<ServiceLabel, Counter>,
+    errors: Family<ServiceLabel, Counter>,
+    backlog: Family<ServiceLabel, Gauge>,
+}
+
+impl RelayFamilies {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = RelayMetrics::default();
+        let families = RelayFamilies::default();
         registry.register(
             "outbox_sent",
             "Outbox records appended to the event log",
-            metrics.sent.clone(),
+            families.sent.clone(),
         );
         registry.register(
             "outbox_relay_errors",
             "Relay passes that failed (the rows are sent again)",
-            metrics.errors.clone(),
+            families.errors.clone(),
         );
         registry.register(
             "outbox_backlog",
             "Outbox records not yet appended to the event log",
-            metrics.backlog.clone(),
+            families.backlog.clone(),
         );
-        metrics
+        families
     }
 
-    /// Registered with the label `service="<service>"`.
-    pub fn register_for(registry: &mut Registry, service: &'static str) -> Self {
-        Self::register(registry.sub_registry_with_label(("service".into(), service.into())))
+    /// The series of `service`'s relay.
+    pub fn for_service(&self, service: &'static str) -> RelayMetrics {
+        let label = ServiceLabel { service };
+        RelayMetrics {
+            sent: self.sent.get_or_create(&label).clone(),
+            errors: self.errors.get_or_create(&label).clone(),
+            backlog: self.backlog.get_or_create(&label).clone(),
+        }
     }
 }
 

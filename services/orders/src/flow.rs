@@ -58,8 +58,10 @@ pub struct SagaConfig {
 pub struct Saga {
     db: Db,
     config: SagaConfig,
-    /// Told after every committed change (what `Prefer: wait` waits on).
-    changed: Notify,
+    /// The ids of the orders changed by transactions not yet announced, and where they are
+    /// announced once committed (what `Prefer: wait` waits on).
+    touched: std::sync::Mutex<Vec<String>>,
+    changed: tokio::sync::broadcast::Sender<Arc<str>>,
     /// The relay's waker, told after a change that sent messages.
     relay: Arc<Notify>,
 }
@@ -69,7 +71,8 @@ impl Saga {
         Saga {
             db,
             config,
-            changed: Notify::new(),
+            touched: std::sync::Mutex::new(Vec::new()),
+            changed: tokio::sync::broadcast::channel(4096).0,
             relay,
         }
     }
@@ -83,9 +86,11 @@ impl Saga {
         now_us.saturating_add(self.config.step_timeout.as_micros() as i64)
     }
 
-    /// A future that resolves at the next committed change (create it before checking).
-    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
-        self.changed.notified()
+    /// The ids of orders whose changes commit from now on (subscribe before checking). An id
+    /// may come before its transaction commits, or not at all when several transactions end
+    /// together; a waiter checks the order itself, and also polls.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<Arc<str>> {
+        self.changed.subscribe()
     }
 
     /// The outbox relay's waker.
@@ -95,7 +100,10 @@ impl Saga {
 
     /// Tells the waiters and the relay that a transaction with saga changes committed.
     pub fn committed(&self) {
-        self.changed.notify_waiters();
+        let touched = std::mem::take(&mut *self.touched.lock().unwrap_or_else(|e| e.into_inner()));
+        for id in touched {
+            let _ = self.changed.send(id.into());
+        }
         self.relay.notify_one();
     }
 
@@ -184,6 +192,10 @@ impl Saga {
         }
         order.version += 1;
         order.updated_at = service_db::rfc3339(now);
+        self.touched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id.to_owned());
         Ok(Applied::Changed(order))
     }
 

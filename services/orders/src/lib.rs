@@ -39,7 +39,9 @@ use std::time::Duration;
 use axum::Router;
 use event_log::{EventLog, PartitionReader, ReadError};
 use messaging::consumer::Positions;
-use messaging::{Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayMetrics, Topics};
+use messaging::{
+    Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayFamilies, RelayMetrics, Topics,
+};
 use prometheus_client::registry::Registry;
 use service_common::auth::Tokens;
 use service_common::http_metrics::HttpMetrics;
@@ -114,19 +116,15 @@ pub struct Part<L> {
 pub fn part<L: EventLog>(
     db: Db,
     topics: Topics<L>,
+    relay_metrics: RelayMetrics,
     upstreams: Upstreams,
     saga: SagaConfig,
     tokens: Tokens,
-    registry: &mut Registry,
     http: Arc<HttpMetrics>,
 ) -> Part<L> {
     service_db::idempotency::spawn_purge(db.clone());
     messaging::spawn_inbox_purge(db.clone());
-    let relay = Relay::new(
-        db.clone(),
-        topics,
-        RelayMetrics::register_for(registry, "orders"),
-    );
+    let relay = Relay::new(db.clone(), topics, relay_metrics);
     let saga = Arc::new(Saga::new(db.clone(), saga, relay.waker()));
     let ready = db.ready_check();
     let orders = Orders {
@@ -189,10 +187,10 @@ where
     let part = part(
         db.clone(),
         topics,
+        RelayFamilies::register(&mut registry).for_service("orders"),
         upstreams,
         config.saga,
         tokens,
-        &mut registry,
         http,
     );
     let mut consumers = Vec::new();

@@ -206,21 +206,23 @@ fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
 /// The order once its saga has settled, waiting at most `wait`; `None` if it has not by then.
 async fn settled(orders: &Orders, id: &str, wait: Duration) -> Result<Option<Order>, ApiError> {
     let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = orders.saga.changes();
     loop {
-        let changed = orders.saga.changed();
         let order = repo::get(&orders.db, id).await?;
         if let Some(order) = order.filter(|o| o.status != Status::Pending) {
             return Ok(Some(order));
         }
-        // A change is announced to those already waiting; a short poll covers another
-        // replica's changes, which this one hears nothing of.
-        let wake = tokio::time::Instant::now() + Duration::from_millis(250);
-        if tokio::time::timeout_at(deadline.min(wake), changed)
-            .await
-            .is_err()
-            && tokio::time::Instant::now() >= deadline
-        {
-            return Ok(None);
+        // Until this order's change is announced; a short poll covers another replica's
+        // changes, which this one hears nothing of.
+        let poll = (tokio::time::Instant::now() + Duration::from_millis(250)).min(deadline);
+        loop {
+            match tokio::time::timeout_at(poll, changes.recv()).await {
+                Ok(Ok(changed)) if &*changed != id => continue,
+                // This order, or announcements missed (lagged): look again.
+                Ok(_) => break,
+                Err(_) if tokio::time::Instant::now() >= deadline => return Ok(None),
+                Err(_) => break,
+            }
         }
     }
 }

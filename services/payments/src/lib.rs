@@ -39,7 +39,9 @@ use std::time::Duration;
 use axum::Router;
 use event_log::{EventLog, PartitionReader, ReadError};
 use messaging::consumer::Positions;
-use messaging::{Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayMetrics, Topics};
+use messaging::{
+    Consumer, ConsumerConfig, ConsumerMetrics, Relay, RelayFamilies, RelayMetrics, Topics,
+};
 use prometheus_client::registry::Registry;
 use service_common::auth::Tokens;
 use service_common::http_metrics::HttpMetrics;
@@ -72,11 +74,15 @@ pub const SOURCE: &str = "/ecom/payments";
 pub const CONSUMER: &str = "payments";
 /// The collection's path.
 pub const PAYMENTS: &str = "/api/v1/payments";
-/// Messages per transaction of the consumer: one. Handling a message waits for the provider
-/// (its latency, and retries up to [`Settings::retry_budget`]) inside the transaction, so a
-/// batch of them would hold SQLite's write lock, or an idle PostgreSQL transaction (ended
-/// after 60 s), for the sum of their calls; and a batch rolled back redoes every call in it.
-pub const MAX_BATCH: usize = 1;
+/// Messages per transaction of the consumer. Handling a message waits for the provider (its
+/// latency, and retries up to [`Settings::retry_budget`]) inside the transaction, so a batch
+/// holds SQLite's write lock (only this service's database: its routes only read) for the sum
+/// of its calls, and a batch rolled back redoes every call in it (the provider answers the
+/// same for the same key). PostgreSQL ends a transaction idle for 60 s, and the longest wait
+/// between two statements is one message's retry budget (10 s). A commit per message was
+/// measured too slow (a sync per message: 142 orders/s in `ecom up`, BENCHMARKS.md); 32
+/// keeps a batch short at the sandbox's latency.
+pub const MAX_BATCH: usize = 32;
 /// How often the relay looks for replies it was not woken for (left by a crash).
 pub const RELAY_POLL: Duration = Duration::from_secs(1);
 
@@ -123,9 +129,11 @@ pub struct Part<L, P> {
 /// The service over `db` (migrated) and `provider`: what [`build`] serves alone and `ecom up`
 /// serves beside the other services. `topics` must hold `payment.events` (the replies) and
 /// `saga.dead-letters`. Old inbox entries are purged hourly.
+#[allow(clippy::too_many_arguments)]
 pub fn part<L: EventLog, P: Provider>(
     db: Db,
     topics: Topics<L>,
+    relay_metrics: RelayMetrics,
     tokens: Tokens,
     settings: Settings,
     provider: Arc<P>,
@@ -133,11 +141,7 @@ pub fn part<L: EventLog, P: Provider>(
     http: Arc<HttpMetrics>,
 ) -> Part<L, P> {
     messaging::spawn_inbox_purge(db.clone());
-    let relay = Relay::new(
-        db.clone(),
-        topics,
-        RelayMetrics::register_for(registry, "payments"),
-    );
+    let relay = Relay::new(db.clone(), topics, relay_metrics);
     let handler = Arc::new(PaymentHandler::new(
         provider,
         settings,
@@ -194,6 +198,7 @@ pub async fn build<L: EventLog, R: PartitionReader + 'static>(
     let part = part(
         db.clone(),
         topics,
+        RelayFamilies::register(&mut registry).for_service("payments"),
         Tokens::new(config.tokens.clone()),
         config.settings.clone(),
         provider,

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 /// Where a payment is: `SUCCEEDED → REFUNDED`; `FAILED` stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(as = PaymentStatus)]
 pub enum Status {
     /// The order is charged.
     Succeeded,

@@ -142,7 +142,13 @@ mod tests {
         assert!(doc.paths.paths.contains_key("/api/v1/payments"));
         assert!(doc.paths.paths.contains_key("/api/v1/payments/{id}"));
         let schemas = &doc.components.as_ref().expect("components").schemas;
-        for name in ["Payment", "Payments", "Amount", "Status", "ErrorBody"] {
+        for name in [
+            "Payment",
+            "Payments",
+            "Amount",
+            "PaymentStatus",
+            "ErrorBody",
+        ] {
             assert!(schemas.contains_key(name), "{name}");
         }
     }

@@ -9,9 +9,43 @@ locals {
   service_accounts = {
     ingest           = "${var.namespace}:ingest"
     orders           = "${var.namespace}:orders"
+    catalog          = "${var.namespace}:catalog"
+    inventory        = "${var.namespace}:inventory"
+    payments         = "${var.namespace}:payments"
     analytics        = "${var.namespace}:analytics"
     external-secrets = "external-secrets:external-secrets"
     fluent-bit       = "logging:fluent-bit"
+  }
+
+  # The order flow on MSK: every participant creates the flow's five topics at start when
+  # missing (ecom catalog, orders, inventory and payments each ask for all five; one that exists
+  # is left as it is), writes its own events and the dead letters through its outbox, and reads
+  # what it answers to with its own consumer group (the participant's name; the read positions
+  # are in its database).
+  order_flow_topics = [
+    var.order_events_topic,
+    var.inventory_events_topic,
+    var.payment_events_topic,
+    var.catalog_events_topic,
+    var.dead_letters_topic,
+  ]
+  order_flow = {
+    catalog = {
+      writes = [var.catalog_events_topic, var.dead_letters_topic]
+      reads  = [var.inventory_events_topic]
+    }
+    orders = {
+      writes = [var.order_events_topic, var.dead_letters_topic]
+      reads  = [var.inventory_events_topic, var.payment_events_topic]
+    }
+    inventory = {
+      writes = [var.inventory_events_topic, var.dead_letters_topic]
+      reads  = [var.order_events_topic, var.catalog_events_topic]
+    }
+    payments = {
+      writes = [var.payment_events_topic, var.dead_letters_topic]
+      reads  = [var.order_events_topic]
+    }
   }
 
   secrets_arn_prefix = "arn:${data.aws_partition.current.partition}:secretsmanager:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:secret:ecom/${var.environment}/"
@@ -53,7 +87,8 @@ resource "aws_iam_role" "this" {
 
 # ---------------------------------------------------------------- producers: ingest, orders
 
-# Both produce to the raw events topic through an idempotent producer (enable.idempotence).
+# Both produce to the raw events topic (orders the PURCHASE events of confirmed orders) through
+# an idempotent producer (enable.idempotence).
 data "aws_iam_policy_document" "producer" {
   statement {
     sid = "ConnectAsAnIdempotentProducer"
@@ -96,6 +131,66 @@ resource "aws_iam_role_policy" "orders" {
   name   = "msk-produce-raw-events"
   role   = aws_iam_role.this["orders"].id
   policy = data.aws_iam_policy_document.producer.json
+}
+
+# ---------------------------------------------------------------- order flow: catalog, orders, inventory, payments
+
+data "aws_iam_policy_document" "order_flow" {
+  for_each = local.order_flow
+
+  statement {
+    sid = "ConnectAsAnIdempotentProducer"
+    actions = [
+      "kafka-cluster:Connect",
+      "kafka-cluster:DescribeCluster",
+      "kafka-cluster:WriteDataIdempotently",
+    ]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid = "CreateTheOrderFlowTopics"
+    actions = [
+      "kafka-cluster:CreateTopic",
+      "kafka-cluster:DescribeTopic",
+    ]
+    resources = [for topic in local.order_flow_topics : "${var.msk_topic_arn_prefix}${topic}"]
+  }
+
+  statement {
+    sid = "WriteItsEventsAndTheDeadLetters"
+    actions = [
+      "kafka-cluster:DescribeTopic",
+      "kafka-cluster:WriteData",
+    ]
+    resources = [for topic in each.value.writes : "${var.msk_topic_arn_prefix}${topic}"]
+  }
+
+  statement {
+    sid = "ReadWhatItAnswersTo"
+    actions = [
+      "kafka-cluster:DescribeTopic",
+      "kafka-cluster:ReadData",
+    ]
+    resources = [for topic in each.value.reads : "${var.msk_topic_arn_prefix}${topic}"]
+  }
+
+  statement {
+    sid = "UseItsOwnConsumerGroup"
+    actions = [
+      "kafka-cluster:DescribeGroup",
+      "kafka-cluster:AlterGroup",
+    ]
+    resources = ["${var.msk_group_arn_prefix}${each.key}"]
+  }
+}
+
+resource "aws_iam_role_policy" "order_flow" {
+  for_each = local.order_flow
+
+  name   = "msk-order-flow"
+  role   = aws_iam_role.this[each.key].id
+  policy = data.aws_iam_policy_document.order_flow[each.key].json
 }
 
 # ---------------------------------------------------------------- analytics

@@ -1,5 +1,5 @@
 output "role_arns" {
-  description = "IRSA role ARN per workload (ingest, orders, analytics, external-secrets)."
+  description = "IRSA role ARN per workload (ingest, orders, catalog, inventory, payments, analytics, external-secrets, fluent-bit)."
   value       = { for name, role in aws_iam_role.this : name => role.arn }
 }
 
@@ -11,6 +11,21 @@ output "ingest_role_arn" {
 output "orders_role_arn" {
   description = "ARN of the ecom-<environment>-orders role (ServiceAccount ecom/orders)."
   value       = aws_iam_role.this["orders"].arn
+}
+
+output "catalog_role_arn" {
+  description = "ARN of the ecom-<environment>-catalog role (ServiceAccount ecom/catalog)."
+  value       = aws_iam_role.this["catalog"].arn
+}
+
+output "inventory_role_arn" {
+  description = "ARN of the ecom-<environment>-inventory role (ServiceAccount ecom/inventory)."
+  value       = aws_iam_role.this["inventory"].arn
+}
+
+output "payments_role_arn" {
+  description = "ARN of the ecom-<environment>-payments role (ServiceAccount ecom/payments)."
+  value       = aws_iam_role.this["payments"].arn
 }
 
 output "analytics_role_arn" {

@@ -65,6 +65,36 @@ variable "raw_events_topic" {
   default     = "ecom-raw-events"
 }
 
+variable "order_events_topic" {
+  type        = string
+  description = "Topic of the order saga's commands and outcomes, written by orders, read by inventory and payments."
+  default     = "order.events"
+}
+
+variable "inventory_events_topic" {
+  type        = string
+  description = "Topic of the inventory's replies and stock changes, read by orders and the catalog."
+  default     = "inventory.events"
+}
+
+variable "payment_events_topic" {
+  type        = string
+  description = "Topic of the payments' replies, read by orders."
+  default     = "payment.events"
+}
+
+variable "catalog_events_topic" {
+  type        = string
+  description = "Topic of the stock the catalog is given, read by the inventory."
+  default     = "catalog.events"
+}
+
+variable "dead_letters_topic" {
+  type        = string
+  description = "Topic of the order flow's messages no participant could handle (each writes it, none reads it)."
+  default     = "saga.dead-letters"
+}
+
 variable "results_topic" {
   type        = string
   description = "Topic of window results the analytics service follows."

@@ -1,8 +1,8 @@
 //! Orders feeding the stream, end to end: in `ecom up` (SQLite, the embedded log) a confirmed
 //! order's buyer is counted in the product's window; as processes on PostgreSQL and Kafka
 //! (orders, inventory, payments, the catalog), every acknowledged order is confirmed and
-//! charged once and its PURCHASE events reach the topic even when `ecom orders` is killed with
-//! SIGKILL mid-stream.
+//! charged once and its PURCHASE events reach the topic even when the inventory, payments and
+//! orders are each killed with SIGKILL mid-stream.
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
@@ -185,7 +185,7 @@ async fn an_order_in_ecom_up_counts_its_buyer_in_the_products_window() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
+async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9_of_each_saga_service() {
     let _serial = serial().await;
     let stack = Stack::start();
     stack.broker.create_topic(INPUT, PARTITIONS);
@@ -221,8 +221,8 @@ async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
     ];
     let mut orders = stack.service("orders", &upstreams, Stdio::inherit());
     // The saga's participants, on the same database (their own schemas) and broker.
-    let inventory = stack.service("inventory", &db, Stdio::inherit());
-    let payments = stack.service("payments", &db, Stdio::inherit());
+    let mut inventory = stack.service("inventory", &db, Stdio::inherit());
+    let mut payments = stack.service("payments", &db, Stdio::inherit());
     orders.wait_ready().await;
     inventory.wait_ready().await;
     payments.wait_ready().await;
@@ -296,6 +296,20 @@ async fn orders_on_postgresql_reach_kafka_at_least_once_across_a_kill_9() {
             })
         })
         .collect();
+    // Each of the saga's services is killed once mid-stream and started again: the
+    // inventory, then payments, then orders.
+    while acknowledged.lock().unwrap().len() < 15 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    inventory.kill9();
+    inventory = stack.service("inventory", &db, Stdio::inherit());
+    inventory.wait_ready().await;
+    while acknowledged.lock().unwrap().len() < 28 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    payments.kill9();
+    payments = stack.service("payments", &db, Stdio::inherit());
+    payments.wait_ready().await;
     while acknowledged.lock().unwrap().len() < 40 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

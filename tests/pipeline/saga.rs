@@ -1,8 +1,9 @@
-//! The order saga in `ecom up` under `kill -9`: 120 orders placed by four clients while the
-//! process is killed twice at random moments and restarted on the same data directory. After
-//! the last restart every order ends terminal, no stock leaks or is oversold, and the
-//! provider's ledger holds one charge per charged order, each confirmed order's charge
-//! standing and each cancelled one's refunded.
+//! The order saga end to end. In `ecom up` under `kill -9`: 120 orders placed by four clients
+//! while the process is killed twice at random moments and restarted on the same data
+//! directory; after the last restart every order ends terminal, no stock leaks or is oversold,
+//! and the provider's ledger holds one charge per charged order, each confirmed order's charge
+//! standing and each cancelled one's refunded. And its compensations as separate processes on
+//! PostgreSQL and tansu.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -336,4 +337,218 @@ async fn orders_survive_kill_9_of_ecom_up_with_no_oversell_no_leak_and_one_charg
     assert_eq!(standing, confirmed.len());
     ledger.close().await;
     assert!(platform.signal_and_wait("INT").success());
+}
+
+/// The order's state once its saga has settled (and `check` holds), within `timeout`.
+async fn wait_order(
+    http: &reqwest::Client,
+    orders: &str,
+    id: &str,
+    timeout: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, order) = json_of(
+            http.get(format!("{orders}/api/v1/orders/{id}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if order["status"] != "PENDING" && check(&order) {
+            return order;
+        }
+        assert!(Instant::now() < deadline, "{order}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_available(http: &reqwest::Client, inventory: &str, product: &str, available: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, stock) = json_of(
+            http.get(format!("{inventory}/api/v1/inventory/{product}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if stock["available"] == available && stock["reserved"] == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "wanted {available}: {stock}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn outcomes(order: &Value) -> Vec<String> {
+    order["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}",
+                t["step"].as_str().unwrap(),
+                t["outcome"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// The compensations on the deployed transport: orders, inventory, payments, the catalog and
+/// customers as processes on PostgreSQL and tansu. A declined card, a line short of stock, a
+/// cancelled confirmed order, and payments down past the step timeout each end as on the
+/// embedded log (`tests/services/saga.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saga_s_compensations_on_postgresql_and_kafka() {
+    let _serial = serial().await;
+    let stack = Stack::start();
+    let url = testkit::Postgres::shared().database();
+    let db = [("DATABASE_URL", url.as_str())];
+    let catalog = stack.service("catalog", &db, std::process::Stdio::inherit());
+    let customers = stack.service("customers", &db, std::process::Stdio::inherit());
+    catalog.wait_ready().await;
+    customers.wait_ready().await;
+    let upstreams = [
+        ("DATABASE_URL", url.as_str()),
+        ("CATALOG_URL", catalog.url()),
+        ("CUSTOMERS_URL", customers.url()),
+        ("ECOM_RELAY_POLL", "200ms"),
+        ("ECOM_SAGA_STEP_TIMEOUT", "3s"),
+    ];
+    let orders = stack.service("orders", &upstreams, std::process::Stdio::inherit());
+    let inventory = stack.service("inventory", &db, std::process::Stdio::inherit());
+    let mut payments = stack.service("payments", &db, std::process::Stdio::inherit());
+    orders.wait_ready().await;
+    inventory.wait_ready().await;
+    payments.wait_ready().await;
+    let http = reqwest::Client::new();
+
+    let (status, mug) = json_of(
+        http.post(format!("{}/api/v1/products", catalog.url()))
+            .json(&json!({"sku": "K-MUG", "name": "Mug", "category": "test",
+                          "price": {"amount": 900, "currency": "EUR"}, "stock_quantity": 5}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{mug}");
+    let mug = mug["id"].as_str().unwrap().to_owned();
+    wait_available(&http, inventory.url(), &mug, 5).await;
+    let (_, buyer) = json_of(
+        http.post(format!("{}/api/v1/customers", customers.url()))
+            .json(&json!({"name": "Lee", "email": "lee@example.com"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let buyer = buyer["id"].as_str().unwrap().to_owned();
+    let place = |quantity: i64, method: &'static str| {
+        let (http, orders, buyer, mug) = (
+            http.clone(),
+            orders.url().to_owned(),
+            buyer.clone(),
+            mug.clone(),
+        );
+        async move {
+            let (status, order) = json_of(
+                http.post(format!("{orders}/api/v1/orders"))
+                    .json(&json!({"customer_id": buyer, "payment_method": method,
+                                  "lines": [{"product_id": mug, "quantity": quantity}]}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 201, "{order}");
+            order["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let payment_of = |id: String| {
+        let (http, payments) = (http.clone(), payments.url().to_owned());
+        async move {
+            let (_, list) = json_of(
+                http.get(format!("{payments}/api/v1/payments?order_id={id}"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            list["items"].as_array().unwrap().clone()
+        }
+    };
+    let settle = Duration::from_secs(30);
+
+    // A declined card: cancelled, the stock back.
+    let declined = place(1, "pm_card_chargeDeclinedInsufficientFunds").await;
+    let order = wait_order(&http, orders.url(), &declined, settle, |_| true).await;
+    assert_eq!(order["cancel_reason"], "payment_declined", "{order}");
+    wait_available(&http, inventory.url(), &mug, 5).await;
+    let charged = payment_of(declined.clone()).await;
+    assert_eq!(charged.len(), 1);
+    assert_eq!(charged[0]["reason"], "insufficient_funds");
+
+    // Short of stock: cancelled, nothing reserved or charged.
+    let short = place(6, "pm_card_visa").await;
+    let order = wait_order(&http, orders.url(), &short, settle, |_| true).await;
+    assert_eq!(order["cancel_reason"], "out_of_stock", "{order}");
+    assert!(payment_of(short).await.is_empty());
+
+    // Confirmed, then cancelled: refunded, the stock returned.
+    let kept = place(2, "pm_card_visa").await;
+    let order = wait_order(&http, orders.url(), &kept, settle, |_| true).await;
+    assert_eq!(order["status"], "CONFIRMED", "{order}");
+    wait_available(&http, inventory.url(), &mug, 3).await;
+    let cancel = http
+        .delete(format!("{}/api/v1/orders/{kept}", orders.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status().as_u16(), 204);
+    let order = wait_order(&http, orders.url(), &kept, settle, |o| {
+        let done = outcomes(o);
+        done.contains(&"payment refunded".to_owned()) && done.contains(&"stock released".to_owned())
+    })
+    .await;
+    assert_eq!(order["cancel_reason"], "admin");
+    assert_eq!(payment_of(kept).await[0]["status"], "REFUNDED");
+    wait_available(&http, inventory.url(), &mug, 5).await;
+
+    // Payments down past the step timeout: cancelled `timeout`; back, it charges the request
+    // it missed and refunds it on the cancellation behind it.
+    payments.kill9();
+    let late = place(1, "pm_card_visa").await;
+    let order = wait_order(&http, orders.url(), &late, settle, |_| true).await;
+    assert_eq!(order["cancel_reason"], "timeout", "{order}");
+    wait_available(&http, inventory.url(), &mug, 5).await;
+    payments = stack.service("payments", &db, std::process::Stdio::inherit());
+    payments.wait_ready().await;
+    let payments_url = payments.url().to_owned();
+    let deadline = Instant::now() + settle;
+    loop {
+        let (_, list) = json_of(
+            http.get(format!("{payments_url}/api/v1/payments?order_id={late}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if list["items"][0]["status"] == "REFUNDED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let order = wait_order(&http, orders.url(), &late, settle, |o| {
+        outcomes(o).contains(&"payment refunded".to_owned())
+    })
+    .await;
+    assert!(
+        outcomes(&order).contains(&"payment succeeded_after_cancellation".to_owned()),
+        "{order}"
+    );
 }

@@ -676,3 +676,58 @@ pub mod prometheus {
             .collect()
     }
 }
+
+/// Reading a topic of the embedded event log back, for assertions.
+pub mod log {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use event_log::embedded::EmbeddedLog;
+    use event_log::{FixedStart, PartitionReader, ReadBatch, StartAt};
+
+    /// Every record of `log` from the beginning, as (key, payload), partition by partition:
+    /// read until three polls in a row find nothing new. The reader never commits, so it
+    /// holds nothing back from retention.
+    pub fn records(log: &EmbeddedLog) -> Vec<(Vec<u8>, Vec<u8>)> {
+        static READERS: AtomicU64 = AtomicU64::new(0);
+        let group = format!(
+            "testkit-{}-{}",
+            std::process::id(),
+            READERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let reader = log.reader(&group, Arc::new(FixedStart(StartAt::Beginning)));
+        let mut out = Vec::new();
+        let mut empty = 0;
+        while empty < 3 {
+            match reader.poll(1000, Duration::from_millis(30)).expect("read") {
+                Some(batch) => {
+                    let runs = batch.runs();
+                    let before = out.len();
+                    for (_, records) in runs {
+                        out.extend(records.iter().map(|r| {
+                            (
+                                r.key.unwrap_or_default().to_vec(),
+                                r.payload.unwrap_or_default().to_vec(),
+                            )
+                        }));
+                    }
+                    if out.len() == before {
+                        empty += 1;
+                    }
+                }
+                None => empty += 1,
+            }
+        }
+        reader.close();
+        out
+    }
+
+    /// The payloads of [`records`].
+    pub fn payloads(log: &EmbeddedLog) -> Vec<Vec<u8>> {
+        records(log)
+            .into_iter()
+            .map(|(_, payload)| payload)
+            .collect()
+    }
+}

@@ -599,23 +599,15 @@ pub fn open_log(dir: &Path) -> EmbeddedLog {
 
 /// Every record of the log, as (key, value).
 pub fn log_records(log: &EmbeddedLog) -> Vec<(String, Value)> {
-    use event_log::{FixedStart, PartitionReader, ReadBatch, StartAt};
-    let group = format!("test-{}", service_db::new_id());
-    let reader = log.reader(&group, std::sync::Arc::new(FixedStart(StartAt::Beginning)));
-    let mut out = Vec::new();
-    // The first poll assigns the partitions and reads nothing.
-    let _ = reader.poll(1, Duration::ZERO).expect("poll");
-    while let Some(batch) = reader.poll(1000, Duration::from_millis(100)).expect("poll") {
-        for (_, records) in batch.runs() {
-            for r in records {
-                let key = String::from_utf8(r.key.unwrap_or_default().to_vec()).expect("UTF-8");
-                let value = serde_json::from_slice(r.payload.unwrap_or_default()).expect("JSON");
-                out.push((key, value));
-            }
-        }
-    }
-    reader.close();
-    out
+    testkit::log::records(log)
+        .into_iter()
+        .map(|(key, value)| {
+            (
+                String::from_utf8(key).expect("UTF-8"),
+                serde_json::from_slice(&value).expect("JSON"),
+            )
+        })
+        .collect()
 }
 
 /// An answer: status, headers, body.

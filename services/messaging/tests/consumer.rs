@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use event_log::embedded::{EmbeddedLog, LogConfig};
-use event_log::{EventLog, FixedStart, PartitionReader, ReadBatch, Record, StartAt};
+use event_log::{EventLog, Record};
 use messaging::contract::{self, OrderCancelled, StockReserved};
 use messaging::{
     Consumer, ConsumerConfig, ConsumerMetrics, Envelope, HandleError, Handler, Message, Relay,
@@ -145,33 +145,6 @@ async fn wait_for_effects(db: &Db, n: usize) -> Vec<(String, String)> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Every record of a topic, from the beginning.
-fn read_all(log: &EmbeddedLog) -> Vec<Vec<u8>> {
-    let reader = log.reader("check", Arc::new(FixedStart(StartAt::Beginning)));
-    let mut out = Vec::new();
-    let mut empty = 0;
-    while empty < 5 {
-        match reader.poll(1000, Duration::from_millis(50)).unwrap() {
-            Some(batch) => {
-                let runs = batch.runs();
-                let n: usize = runs.iter().map(|(_, r)| r.len()).sum();
-                for (_, records) in runs {
-                    out.extend(
-                        records
-                            .iter()
-                            .map(|r| r.payload.unwrap_or_default().to_vec()),
-                    );
-                }
-                if n == 0 {
-                    empty += 1;
-                }
-            }
-            None => empty += 1,
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,4 +295,9 @@ async fn a_transient_failure_is_retried_until_it_passes() {
         .unwrap()
         .get("n");
     assert_eq!(replies, 2, "the failed attempts left nothing behind");
+}
+
+/// Every record of a topic, from the beginning.
+fn read_all(log: &EmbeddedLog) -> Vec<Vec<u8>> {
+    testkit::log::payloads(log)
 }

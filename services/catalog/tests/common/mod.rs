@@ -6,11 +6,10 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_log::embedded::{EmbeddedLog, LogConfig};
-use event_log::{EventLog, FixedStart, PartitionReader, ReadBatch, Record, StartAt};
+use event_log::{EventLog, Record};
 use messaging::contract::{self, StockChanged};
 use messaging::{Envelope, Message};
 use reqwest::StatusCode;
@@ -217,34 +216,6 @@ pub async fn stock_sets(db: &Db) -> Vec<(String, String, i64)> {
         .collect()
 }
 
-/// Every record of a topic, from the beginning.
-pub fn read_all(log: &EmbeddedLog) -> Vec<Vec<u8>> {
-    let reader = log.reader("check", Arc::new(FixedStart(StartAt::Beginning)));
-    let mut out = Vec::new();
-    let mut empty = 0;
-    while empty < 3 {
-        match reader.poll(1000, Duration::from_millis(30)).expect("read") {
-            Some(batch) => {
-                let runs = batch.runs();
-                let n: usize = runs.iter().map(|(_, r)| r.len()).sum();
-                for (_, records) in runs {
-                    out.extend(
-                        records
-                            .iter()
-                            .map(|r| r.payload.unwrap_or_default().to_vec()),
-                    );
-                }
-                if n == 0 {
-                    empty += 1;
-                }
-            }
-            None => empty += 1,
-        }
-    }
-    reader.close();
-    out
-}
-
 /// Appends `envelopes` to `log`, each keyed by its subject.
 pub async fn append(log: &EmbeddedLog, envelopes: &[&Envelope]) {
     let records: Vec<Record> = envelopes
@@ -310,4 +281,9 @@ pub fn product(sku: &str, stock_quantity: i64) -> Value {
         "price": {"amount": 1299, "currency": "EUR"},
         "stock_quantity": stock_quantity,
     })
+}
+
+/// Every record of a topic, from the beginning.
+pub fn read_all(log: &EmbeddedLog) -> Vec<Vec<u8>> {
+    testkit::log::payloads(log)
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_log::embedded::{EmbeddedLog, LogConfig};
-use event_log::{EventLog, FixedStart, PartitionReader, ReadBatch, Record, StartAt};
+use event_log::{EventLog, Record};
 use inventory::stock::Stock;
 use inventory::{CONSUMER, Settings, StockHandler};
 use messaging::contract::{
@@ -261,34 +261,6 @@ pub async fn state(db: &Db, order_id: &str) -> Option<String> {
         .map(|r| r.get("state"))
 }
 
-/// Every record of a topic, from the beginning.
-pub fn read_all(log: &EmbeddedLog) -> Vec<Vec<u8>> {
-    let reader = log.reader("check", Arc::new(FixedStart(StartAt::Beginning)));
-    let mut out = Vec::new();
-    let mut empty = 0;
-    while empty < 3 {
-        match reader.poll(1000, Duration::from_millis(30)).expect("read") {
-            Some(batch) => {
-                let runs = batch.runs();
-                let n: usize = runs.iter().map(|(_, r)| r.len()).sum();
-                for (_, records) in runs {
-                    out.extend(
-                        records
-                            .iter()
-                            .map(|r| r.payload.unwrap_or_default().to_vec()),
-                    );
-                }
-                if n == 0 {
-                    empty += 1;
-                }
-            }
-            None => empty += 1,
-        }
-    }
-    reader.close();
-    out
-}
-
 fn lines(lines: &[(&str, i64)]) -> Vec<ItemLine> {
     lines
         .iter()
@@ -372,4 +344,9 @@ pub fn changed(c: &StockChanged) -> (&str, i64, i64, i64, i64) {
         c.available,
         c.version,
     )
+}
+
+/// Every record of a topic, from the beginning.
+pub fn read_all(log: &EmbeddedLog) -> Vec<Vec<u8>> {
+    testkit::log::payloads(log)
 }

@@ -5,14 +5,12 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use event_log::embedded::{EmbeddedLog, LogConfig};
-use event_log::{EventLog, FixedStart, PartitionReader, ReadBatch, Record, StartAt};
+use event_log::{EventLog, Record};
 use messaging::contract::{self, Amount};
 use messaging::{Envelope, Message, Topics};
 use payments::sandbox::{SANDBOX_MIGRATIONS, SANDBOX_SCHEMA, SandboxSettings};
@@ -175,37 +173,14 @@ pub async fn ledger_refunds(sandbox: &Db) -> Vec<(String, String, String)> {
         .collect()
 }
 
-static READERS: AtomicUsize = AtomicUsize::new(0);
-
 /// Every envelope of a topic, from the beginning.
 pub async fn read_all(log: &EmbeddedLog) -> Vec<Envelope> {
     let log = log.clone();
     tokio::task::spawn_blocking(move || {
-        let group = format!("check-{}", READERS.fetch_add(1, Ordering::Relaxed));
-        let reader = log.reader(&group, Arc::new(FixedStart(StartAt::Beginning)));
-        let mut out = Vec::new();
-        let mut empty = 0;
-        while empty < 3 {
-            let n = match reader.poll(1000, Duration::from_millis(30)).expect("poll") {
-                Some(batch) => {
-                    let runs = batch.runs();
-                    let n: usize = runs.iter().map(|(_, r)| r.len()).sum();
-                    for (_, records) in runs {
-                        for r in records {
-                            let payload = r.payload.unwrap_or_default();
-                            out.push(Envelope::parse(payload).expect("an envelope"));
-                        }
-                    }
-                    n
-                }
-                None => 0,
-            };
-            if n == 0 {
-                empty += 1;
-            }
-        }
-        reader.close();
-        out
+        testkit::log::payloads(&log)
+            .iter()
+            .map(|payload| Envelope::parse(payload).expect("an envelope"))
+            .collect()
     })
     .await
     .expect("read the topic")

@@ -416,12 +416,16 @@ async fn duplicates_of_every_message_change_nothing_and_poison_is_set_aside(back
     };
 
     // Every record of the three topics, appended once more, and a record that is no envelope.
+    // Each copy must be counted a duplicate by every consumer that handles its type.
     let mut kinds = std::collections::BTreeSet::new();
+    let mut expected_duplicates = 0;
     for log in [&p.flow.orders, &p.flow.inventory, &p.flow.payments] {
         let records: Vec<event_log::Record> = log_records(log)
             .into_iter()
             .map(|(key, value)| {
-                kinds.insert(value["type"].as_str().unwrap().to_owned());
+                let kind = value["type"].as_str().unwrap().to_owned();
+                expected_duplicates += consumers_of(&kind);
+                kinds.insert(kind);
                 event_log::Record::new(key, value.to_string())
             })
             .collect();
@@ -439,6 +443,22 @@ async fn duplicates_of_every_message_change_nothing_and_poison_is_set_aside(back
         "PaymentRefunded",
     ] {
         assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
+    }
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let mut duplicates = 0.0;
+        for service in [&p.orders, &p.inventory, &p.payments, &p.catalog] {
+            duplicates += duplicates_counted(&p, &service.base).await;
+        }
+        if duplicates >= expected_duplicates as f64 {
+            assert_eq!(duplicates, expected_duplicates as f64);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{duplicates} of {expected_duplicates} copies counted duplicates"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     event_log::EventLog::append(
         &p.flow.orders,
@@ -462,11 +482,9 @@ async fn duplicates_of_every_message_change_nothing_and_poison_is_set_aside(back
     consumers.sort_unstable();
     assert_eq!(consumers, ["inventory", "payments"], "{letters:?}");
 
-    // The flow goes on, and by the time a new order has settled the duplicates before it in
-    // each partition have been read: none changed anything.
+    // Every copy was dropped as a duplicate: nothing changed; and the flow goes on.
     let after = place(&p, &order(&ann, &[(&mug, 1)], None)).await;
     assert_eq!(p.settled(&after, SETTLE).await["status"], "CONFIRMED");
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut now = Vec::new();
     for id in [&confirmed, &declined, &refunded] {
         now.push(p.get(&format!("{}/{id}", p.orders_url())).await.body);
@@ -478,6 +496,36 @@ async fn duplicates_of_every_message_change_nothing_and_poison_is_set_aside(back
         stock_now["on_hand"].as_i64().unwrap(),
         stock["on_hand"].as_i64().unwrap() - 1
     );
+}
+
+/// How many consumers of the flow handle messages of `kind` (and so count its copy a
+/// duplicate): inventory and payments read `order.events`, orders the replies, the catalog the
+/// stock readings.
+fn consumers_of(kind: &str) -> usize {
+    match kind {
+        "OrderCancelled" => 2,
+        "OrderCreated" | "OrderConfirmed" | "PaymentRequested" | "StockReserved"
+        | "StockRejected" | "StockReleased" | "StockChanged" | "PaymentSucceeded"
+        | "PaymentFailed" | "PaymentRefunded" => 1,
+        _ => 0,
+    }
+}
+
+/// The messages a service's consumers dropped as duplicates, from its `/metrics`.
+async fn duplicates_counted(p: &Platform, base: &str) -> f64 {
+    let text = p
+        .http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("messages_handled_total{") && l.contains("outcome=\"duplicate\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 on_both_databases!(

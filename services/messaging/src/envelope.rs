@@ -7,7 +7,9 @@
 //! ```
 //!
 //! `id` is unique per message (a consumer's inbox keys on it), `subject` is the order the
-//! message is about (also the record's key, so one order's messages stay in order), and
+//! message is about, or the product for the stock sync's `ProductStockSet` and a
+//! `StockChanged` no order caused (also the record's key, so one order's messages stay in
+//! order), and
 //! `traceparent` is the distributed-tracing extension (W3C Trace Context).
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +33,7 @@ pub struct Envelope {
     pub kind: String,
     /// RFC 3339, UTC, when the message was made.
     pub time: String,
-    /// The order id.
+    /// The order id (the product id for stock readings no order caused).
     pub subject: String,
     #[serde(default = "json")]
     pub datacontenttype: String,

@@ -1,5 +1,5 @@
-//! The order flow's messaging, shared by the orders service and its participants (inventory,
-//! payments):
+//! The order flow's messaging, shared by the orders service, its participants (inventory,
+//! payments) and the catalog's stock sync:
 //!
 //! - [`contract`]: the topics and the message types, defined once;
 //! - [`envelope`]: the CloudEvents 1.0 JSON envelope every message travels in;
